@@ -1,0 +1,156 @@
+// Versioned schema migrations, applied in order inside one transaction each.
+// Append new migrations; never edit one that has shipped.
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'queue, runs, audit, approvals',
+    sql: `
+CREATE TABLE tasks (
+  id            TEXT PRIMARY KEY,           -- TASK-NNN
+  folder        TEXT NOT NULL CHECK (folder IN ('backlog','active','completed')),
+  file          TEXT NOT NULL,              -- path relative to the workspace
+  title         TEXT NOT NULL,
+  priority      TEXT NOT NULL,
+  prio_rank     INTEGER NOT NULL,           -- 0 critical .. 3 low
+  status        TEXT,                       -- front-matter status (blocked, awaiting-approval...)
+  agent         TEXT,
+  depends_on    TEXT NOT NULL DEFAULT '[]', -- JSON array
+  resources     TEXT NOT NULL DEFAULT '[]', -- JSON array
+  tags          TEXT NOT NULL DEFAULT '[]', -- JSON array
+  valid         INTEGER NOT NULL DEFAULT 1,
+  problems      TEXT NOT NULL DEFAULT '[]', -- JSON array of formatted issues
+  attempts      INTEGER NOT NULL DEFAULT 0,
+  created_ms    INTEGER NOT NULL,           -- age for ordering (file birth or first seen)
+  size          INTEGER NOT NULL DEFAULT 0, -- for the change check of list
+  mtime_ms      REAL NOT NULL DEFAULT 0,
+  updated_ms    INTEGER NOT NULL
+);
+CREATE INDEX tasks_ready ON tasks(folder, prio_rank, created_ms);
+CREATE UNIQUE INDEX tasks_file ON tasks(file);
+
+-- Files that are not valid tasks (no usable id): reported, never moved.
+CREATE TABLE invalid_files (
+  file      TEXT PRIMARY KEY,
+  problems  TEXT NOT NULL,                  -- JSON array of Issue
+  size      INTEGER NOT NULL,
+  mtime_ms  REAL NOT NULL,
+  task_id   TEXT,                           -- the id the file declares, if it has one (reserved for ID assignment)
+  reason    TEXT NOT NULL DEFAULT 'invalid' -- invalid | duplicate (a valid file whose id another file holds)
+);
+
+CREATE TABLE leases (
+  task_id     TEXT PRIMARY KEY REFERENCES tasks(id),
+  token       INTEGER NOT NULL,             -- fencing token, strictly increasing per task
+  holder      TEXT NOT NULL,                -- worker identity (host:pid:n)
+  run_id      TEXT NOT NULL,
+  expires_ms  INTEGER NOT NULL
+);
+
+-- Highest fencing token ever issued per task, so tokens never repeat after release.
+CREATE TABLE fence (
+  task_id  TEXT PRIMARY KEY,
+  token    INTEGER NOT NULL
+);
+
+CREATE TABLE runs (
+  id           TEXT PRIMARY KEY,            -- run-YYYYMMDD-HHMMSS-xxxx
+  task_id      TEXT NOT NULL,
+  agent        TEXT,
+  attempt      INTEGER NOT NULL,
+  token        INTEGER NOT NULL,
+  holder       TEXT NOT NULL,
+  brain        TEXT,
+  outcome      TEXT,                        -- completed | blocked | released | failed | lost
+  reason       TEXT,
+  started_ms   INTEGER NOT NULL,
+  ended_ms     INTEGER
+);
+CREATE INDEX runs_task ON runs(task_id, started_ms);
+
+CREATE TABLE events (
+  seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+  ts_ms    INTEGER NOT NULL,
+  task_id  TEXT,
+  run_id   TEXT,
+  kind     TEXT NOT NULL,
+  data     TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX events_task ON events(task_id, seq);
+
+-- The audit log: one append-only row per tool call, allowed or denied.
+CREATE TABLE tool_calls (
+  seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+  ts_ms        INTEGER NOT NULL,
+  agent        TEXT NOT NULL,
+  task_id      TEXT,
+  run_id       TEXT,
+  tool         TEXT,
+  verb         TEXT,
+  canonical    TEXT NOT NULL,               -- handles, never values
+  class        TEXT,
+  decision     TEXT NOT NULL,               -- allow | deny | needs-approval
+  rule         TEXT NOT NULL,
+  approval_id  TEXT,
+  exit_code    INTEGER,
+  duration_ms  INTEGER,
+  stdout       TEXT,                        -- redacted, truncated excerpt
+  stderr       TEXT
+);
+CREATE INDEX tool_calls_task ON tool_calls(task_id, seq);
+CREATE INDEX tool_calls_ts ON tool_calls(ts_ms);
+CREATE TRIGGER tool_calls_no_update BEFORE UPDATE ON tool_calls
+  BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;
+CREATE TRIGGER tool_calls_no_delete BEFORE DELETE ON tool_calls
+  BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;
+
+CREATE TABLE approvals (
+  id           TEXT PRIMARY KEY,            -- apr-xxxx
+  task_id      TEXT,
+  run_id       TEXT,
+  agent        TEXT,
+  canonical    TEXT NOT NULL,
+  source       TEXT NOT NULL,               -- task-file | person
+  state        TEXT NOT NULL,               -- pending | approved | denied | used | expired
+  requested_ms INTEGER NOT NULL,
+  decided_ms   INTEGER,
+  decided_by   TEXT,
+  expires_ms   INTEGER NOT NULL,
+  used_ms      INTEGER
+);
+CREATE INDEX approvals_state ON approvals(state, task_id);
+
+CREATE TABLE verifications (
+  id           INTEGER PRIMARY KEY AUTOINCREMENT,
+  run_id       TEXT NOT NULL,
+  task_id      TEXT NOT NULL,
+  criterion    TEXT NOT NULL,
+  outcome      TEXT NOT NULL,               -- verified | failed | na | attested | manual
+  evidence     TEXT NOT NULL,               -- JSON, redacted
+  ts_ms        INTEGER NOT NULL
+);
+
+CREATE TABLE messages (
+  id        INTEGER PRIMARY KEY AUTOINCREMENT,
+  ts_ms     INTEGER NOT NULL,
+  sender    TEXT NOT NULL,
+  recipient TEXT NOT NULL,
+  task_id   TEXT,
+  body      TEXT NOT NULL
+);
+
+CREATE TABLE tokens (
+  hash        TEXT PRIMARY KEY,             -- sha256 of the bearer token
+  agent       TEXT NOT NULL,
+  created_ms  INTEGER NOT NULL,
+  revoked_ms  INTEGER
+);
+`,
+  },
+];

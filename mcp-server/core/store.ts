@@ -1,0 +1,154 @@
+// The store: the ONE module that imports better-sqlite3. Everything else uses the `Db`
+// interface below, so a different backend can replace this file without touching callers.
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { OpsError } from './errors.js';
+import { MIGRATIONS, type Migration } from './migrations.js';
+
+/** SQLite before 3.51.3 can corrupt a WAL database when the WAL is reset under concurrent writers. */
+export const MIN_SQLITE_VERSION = '3.51.3';
+
+export type SqlValue = string | number | bigint | null | Buffer;
+export type SqlParams = readonly SqlValue[] | Record<string, SqlValue>;
+
+export interface RunInfo {
+  changes: number;
+  lastInsertRowid: number | bigint;
+}
+
+export interface Db {
+  run(sql: string, params?: SqlParams): RunInfo;
+  get<T = Record<string, unknown>>(sql: string, params?: SqlParams): T | undefined;
+  all<T = Record<string, unknown>>(sql: string, params?: SqlParams): T[];
+  /** Many statements, no parameters (DDL). */
+  exec(sql: string): void;
+  /** Read-then-write: BEGIN IMMEDIATE ... COMMIT, durable (synchronous=FULL) on commit. */
+  immediate<T>(fn: () => T): T;
+  /** Read-only snapshot: BEGIN DEFERRED ... COMMIT. */
+  read<T>(fn: () => T): T;
+}
+
+export interface Store {
+  readonly db: Db;
+  readonly path: string;
+  readonly sqliteVersion: string;
+  close(): void;
+}
+
+export interface OpenStoreOptions {
+  /** Milliseconds a writer waits for the lock before SQLITE_BUSY. */
+  busyTimeoutMs?: number;
+  readonly?: boolean;
+  migrations?: readonly Migration[];
+}
+
+export function compareVersions(a: string, b: string): number {
+  const pa = a.split('.').map((n) => Number.parseInt(n, 10) || 0);
+  const pb = b.split('.').map((n) => Number.parseInt(n, 10) || 0);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/** Refuses SQLite versions with the WAL-reset bug; returns the version otherwise. */
+export function checkSqliteVersion(version: string): void {
+  if (compareVersions(version, MIN_SQLITE_VERSION) < 0) {
+    throw new OpsError(
+      'sqlite-too-old',
+      `SQLite ${version} is older than ${MIN_SQLITE_VERSION}, which fixes a WAL-reset corruption bug; ` +
+        `opscrew refuses to open its database with it. Fix: reinstall with a better-sqlite3 that bundles ` +
+        `SQLite >= ${MIN_SQLITE_VERSION} (npm ci in a clean checkout does).`,
+    );
+  }
+}
+
+export function openStore(path: string, options: OpenStoreOptions = {}): Store {
+  if (!options.readonly) mkdirSync(dirname(path), { recursive: true });
+  let raw: Database.Database;
+  try {
+    raw = new Database(path, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
+  } catch (cause) {
+    throw new OpsError('store-open', `cannot open the opscrew database at ${path}: ${String(cause)}`, { cause });
+  }
+  const version = (raw.prepare('SELECT sqlite_version() AS v').get() as { v: string }).v;
+  try {
+    checkSqliteVersion(version);
+  } catch (e) {
+    raw.close();
+    throw e;
+  }
+  raw.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 10_000))}`);
+  if (!options.readonly) {
+    raw.pragma('journal_mode = WAL');
+    // FULL: every state-changing commit is on disk before we act on it (move a file, report done).
+    raw.pragma('synchronous = FULL');
+    raw.pragma('foreign_keys = OFF');
+  }
+  const db = wrap(raw);
+  if (!options.readonly) migrate(db, options.migrations ?? MIGRATIONS);
+  return {
+    db,
+    path,
+    sqliteVersion: version,
+    close: () => raw.close(),
+  };
+}
+
+function wrap(raw: Database.Database): Db {
+  // Statement cache: the same SQL text is prepared once per connection.
+  const cache = new Map<string, Database.Statement>();
+  const stmt = (sql: string): Database.Statement => {
+    let s = cache.get(sql);
+    if (!s) {
+      s = raw.prepare(sql);
+      cache.set(sql, s);
+    }
+    return s;
+  };
+  const bind = (params: SqlParams | undefined): unknown[] =>
+    params === undefined ? [] : Array.isArray(params) ? [...params] : [params];
+  let depth = 0;
+  const tx = <T>(begin: string, fn: () => T): T => {
+    if (depth > 0) return fn(); // nested: join the outer transaction
+    raw.exec(begin);
+    depth++;
+    try {
+      const out = fn();
+      raw.exec('COMMIT');
+      return out;
+    } catch (e) {
+      if (raw.inTransaction) raw.exec('ROLLBACK');
+      throw e;
+    } finally {
+      depth--;
+    }
+  };
+  return {
+    run: (sql, params) => {
+      const r = stmt(sql).run(...bind(params));
+      return { changes: r.changes, lastInsertRowid: r.lastInsertRowid };
+    },
+    get: <T>(sql: string, params?: SqlParams) => stmt(sql).get(...bind(params)) as T | undefined,
+    all: <T>(sql: string, params?: SqlParams) => stmt(sql).all(...bind(params)) as T[],
+    exec: (sql) => {
+      raw.exec(sql);
+    },
+    immediate: (fn) => tx('BEGIN IMMEDIATE', fn),
+    read: (fn) => tx('BEGIN DEFERRED', fn),
+  };
+}
+
+function migrate(db: Db, migrations: readonly Migration[]): void {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ms INTEGER NOT NULL)');
+  for (const m of migrations) {
+    db.immediate(() => {
+      const done = db.get<{ version: number }>('SELECT version FROM schema_migrations WHERE version = ?', [m.version]);
+      if (done) return;
+      db.exec(m.sql);
+      db.run('INSERT INTO schema_migrations (version, name, applied_ms) VALUES (?, ?, ?)', [m.version, m.name, Date.now()]);
+    });
+  }
+}
