@@ -1,0 +1,320 @@
+// The files tool on real temp directories: containment in the configured roots, symlink
+// escape and traversal refused, and each verb doing what it says.
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { runFilesCall } from '../files-ops.js';
+import { createSecretBroker } from '../secret-broker.js';
+import type { ToolCall, ToolContext } from '../types.js';
+
+const top = mkdtempSync(join(tmpdir(), 'opscrew-files-'));
+afterAll(() => rmSync(top, { recursive: true, force: true }));
+
+let n = 0;
+let root = '';
+let outside = '';
+beforeEach(() => {
+  n += 1;
+  root = join(top, `root${n}`);
+  outside = join(top, `outside${n}`);
+  mkdirSync(join(root, 'sub'), { recursive: true });
+  mkdirSync(outside);
+  writeFileSync(join(root, 'a.txt'), 'alpha\n');
+  writeFileSync(join(root, '.hidden'), 'h');
+  writeFileSync(join(outside, 'secret.txt'), 'TOP-SECRET');
+});
+
+function ctx(extra: Partial<ToolContext> = {}): ToolContext {
+  return {
+    env: { files: { roots: [root] } },
+    secrets: createSecretBroker(),
+    timeoutMs: 5_000,
+    outputCap: 64 * 1024,
+    ...extra,
+  };
+}
+
+function call(verb: string, args: string[], content?: string): ToolCall {
+  return {
+    tool: 'files',
+    verb,
+    args,
+    class: 'read',
+    scope: { paths: args.filter((a) => a.startsWith('/')) },
+    canonical: ['files', verb, ...args].join(' '),
+    pipeline: [],
+    ...(content !== undefined ? { content } : {}),
+  };
+}
+
+describe('files: containment', () => {
+  it('reads a file inside a root', async () => {
+    const r = await runFilesCall(call('cat', [join(root, 'a.txt')]), ctx());
+    expect(r.refused).toBeUndefined();
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toBe('alpha\n');
+  });
+
+  it('refuses a path outside every root', async () => {
+    const r = await runFilesCall(call('cat', [join(outside, 'secret.txt')]), ctx());
+    expect(r.refused?.code).toBe('files-outside-roots');
+    expect(r.exitCode).toBeNull();
+    expect(r.stdout).toBe('');
+  });
+
+  it('refuses ../ traversal out of a root', async () => {
+    const p = `${root}/sub/../../outside${n}/secret.txt`;
+    const r = await runFilesCall(call('cat', [p]), ctx());
+    expect(r.refused?.code).toBe('files-outside-roots');
+    expect(r.stdout).not.toContain('TOP-SECRET');
+  });
+
+  it('refuses a symlink inside the root that points outside (read)', async () => {
+    symlinkSync(join(outside, 'secret.txt'), join(root, 'link'));
+    const r = await runFilesCall(call('cat', [join(root, 'link')]), ctx());
+    expect(r.refused?.code).toBe('files-outside-roots');
+    expect(r.refused?.message).toContain('resolves to');
+    expect(r.stdout).not.toContain('TOP-SECRET');
+  });
+
+  it('refuses writing through a symlinked directory that points outside', async () => {
+    symlinkSync(outside, join(root, 'escape'));
+    const r = await runFilesCall(call('write', [join(root, 'escape', 'new.txt')], 'x'), ctx());
+    expect(r.refused?.code).toBe('files-outside-roots');
+    expect(existsSync(join(outside, 'new.txt'))).toBe(false);
+  });
+
+  it('refuses writing to a symlink file that points outside', async () => {
+    symlinkSync(join(outside, 'secret.txt'), join(root, 'out-link'));
+    const r = await runFilesCall(call('write', [join(root, 'out-link')], 'overwritten'), ctx());
+    expect(r.refused?.code).toBe('files-outside-roots');
+    expect(readFileSync(join(outside, 'secret.txt'), 'utf8')).toBe('TOP-SECRET');
+  });
+
+  it('follows a symlink that stays inside the root', async () => {
+    symlinkSync(join(root, 'a.txt'), join(root, 'inner-link'));
+    const r = await runFilesCall(call('cat', [join(root, 'inner-link')]), ctx());
+    expect(r.stdout).toBe('alpha\n');
+  });
+
+  it('accepts a root that is itself reached through a symlink', async () => {
+    const alias = join(top, `alias${n}`);
+    symlinkSync(root, alias);
+    const r = await runFilesCall(call('cat', [join(root, 'a.txt')]), ctx({ env: { files: { roots: [alias] } } }));
+    expect(r.stdout).toBe('alpha\n');
+  });
+
+  it('refuses relative paths and a missing files config', async () => {
+    expect((await runFilesCall(call('cat', ['a.txt']), ctx())).refused?.code).toBe('files-path');
+    const none = await runFilesCall(call('cat', [join(root, 'a.txt')]), ctx({ env: {} }));
+    expect(none.refused?.code).toBe('files-no-roots');
+  });
+
+  it('refuses cp when either side is outside', async () => {
+    const out1 = await runFilesCall(call('cp', [join(outside, 'secret.txt'), join(root, 'copy')]), ctx());
+    expect(out1.refused?.code).toBe('files-outside-roots');
+    expect(existsSync(join(root, 'copy'))).toBe(false);
+    const out2 = await runFilesCall(call('cp', [join(root, 'a.txt'), join(outside, 'copy')]), ctx());
+    expect(out2.refused?.code).toBe('files-outside-roots');
+    expect(existsSync(join(outside, 'copy'))).toBe(false);
+  });
+
+  it('refuses flags it does not run', async () => {
+    const r = await runFilesCall(call('chmod', ['--reference=/etc/passwd', join(root, 'a.txt')]), ctx());
+    expect(r.refused?.code).toBe('files-flag');
+    const r2 = await runFilesCall(call('cp', ['-L', join(root, 'sub'), join(root, 'sub2')]), ctx());
+    expect(r2.refused?.code).toBe('files-flag');
+    expect(existsSync(join(root, 'sub2'))).toBe(false);
+  });
+
+  it('a recursive chmod does not follow a link out of the root', async () => {
+    symlinkSync(outside, join(root, 'sub', 'out'));
+    const before = statSync(join(outside, 'secret.txt')).mode & 0o777;
+    const r = await runFilesCall(call('chmod', ['-R', '0700', root]), ctx());
+    expect(r.exitCode).toBe(0);
+    expect(statSync(join(root, 'a.txt')).mode & 0o777).toBe(0o700);
+    expect(statSync(join(outside, 'secret.txt')).mode & 0o777).toBe(before);
+    expect(statSync(outside).mode & 0o777).not.toBe(0o700);
+  });
+});
+
+describe('files: verbs', () => {
+  it('cat caps output and marks truncated', async () => {
+    writeFileSync(join(root, 'big'), 'x'.repeat(10_000));
+    const r = await runFilesCall(call('cat', [join(root, 'big')]), ctx({ outputCap: 100 }));
+    expect(r.stdout).toBe('x'.repeat(100));
+    expect(r.truncated).toBe(true);
+  });
+
+  it('cat of a missing file fails like cat does', async () => {
+    const r = await runFilesCall(call('cat', [join(root, 'nope')]), ctx());
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('No such file or directory');
+  });
+
+  it('ls lists names; -a shows dotfiles; -l shows modes', async () => {
+    const plain = await runFilesCall(call('ls', [root]), ctx());
+    expect(plain.stdout).toBe('a.txt\nsub\n');
+    const all = await runFilesCall(call('ls', ['-A', root]), ctx());
+    expect(all.stdout).toBe('.hidden\na.txt\nsub\n');
+    const long = await runFilesCall(call('ls', ['-l', root]), ctx());
+    expect(long.stdout).toMatch(/^-rw.* a\.txt\n/m);
+    expect(long.stdout).toMatch(/^drwx.* sub\n/m);
+  });
+
+  it('stat reports size, type and mode', async () => {
+    const r = await runFilesCall(call('stat', [join(root, 'a.txt')]), ctx());
+    expect(r.stdout).toContain('Size: 6');
+    expect(r.stdout).toContain('regular file');
+  });
+
+  it('test answers with its exit code', async () => {
+    expect((await runFilesCall(call('test', ['-f', join(root, 'a.txt')]), ctx())).exitCode).toBe(0);
+    expect((await runFilesCall(call('test', ['-d', join(root, 'a.txt')]), ctx())).exitCode).toBe(1);
+    expect((await runFilesCall(call('test', ['-e', join(root, 'missing')]), ctx())).exitCode).toBe(1);
+    expect((await runFilesCall(call('test', ['-d', join(root, 'sub')]), ctx())).exitCode).toBe(0);
+  });
+
+  it('write creates and replaces a file atomically; secret handles revealed only in the file', async () => {
+    const secrets = createSecretBroker();
+    const handle = secrets.register('vault:kv/app#pw', 'hunter2-value');
+    const target = join(root, 'sub', 'app.env');
+    const r = await runFilesCall(call('write', [target], `PW=${handle}\n`), ctx({ secrets }));
+    expect(r.exitCode).toBe(0);
+    expect(readFileSync(target, 'utf8')).toBe('PW=hunter2-value\n');
+    // A new file holding a secret is private.
+    expect(statSync(target).mode & 0o777).toBe(0o600);
+    const again = await runFilesCall(call('write', [target], 'PW=plain\n'), ctx({ secrets }));
+    expect(again.exitCode).toBe(0);
+    expect(readFileSync(target, 'utf8')).toBe('PW=plain\n');
+  });
+
+  it('write checks the sha256 the canonical line carries', async () => {
+    const target = join(root, 'd.txt');
+    const good = createHash('sha256').update('payload\n').digest('hex');
+    const ok = await runFilesCall(call('write', [target, `sha256=${good}`], 'payload\n'), ctx());
+    expect(ok.exitCode).toBe(0);
+    expect(readFileSync(target, 'utf8')).toBe('payload\n');
+    const bad = await runFilesCall(call('write', [target, `sha256=${good}`], 'other bytes\n'), ctx());
+    expect(bad.refused?.code).toBe('files-digest');
+    expect(readFileSync(target, 'utf8')).toBe('payload\n');
+  });
+
+  it('write with an unknown secret handle is refused and writes nothing', async () => {
+    const target = join(root, 'x.env');
+    const r = await runFilesCall(call('write', [target], 'PW={{secret:vault:kv/none#x}}'), ctx());
+    expect(r.refused?.code).toBe('unknown-secret-handle');
+    expect(existsSync(target)).toBe(false);
+  });
+
+  it('cp copies a file, into a directory too', async () => {
+    const r = await runFilesCall(call('cp', [join(root, 'a.txt'), join(root, 'b.txt')]), ctx());
+    expect(r.exitCode).toBe(0);
+    expect(readFileSync(join(root, 'b.txt'), 'utf8')).toBe('alpha\n');
+    const r2 = await runFilesCall(call('cp', [join(root, 'a.txt'), join(root, 'sub')]), ctx());
+    expect(r2.exitCode).toBe(0);
+    expect(readFileSync(join(root, 'sub', 'a.txt'), 'utf8')).toBe('alpha\n');
+  });
+
+  it('cp -r copies a tree to a new target and refuses an existing one', async () => {
+    writeFileSync(join(root, 'sub', 'f'), 'f');
+    symlinkSync(outside, join(root, 'sub', 'link-out'));
+    const r = await runFilesCall(call('cp', ['-r', join(root, 'sub'), join(root, 'copy')]), ctx());
+    expect(r.exitCode).toBe(0);
+    expect(readFileSync(join(root, 'copy', 'f'), 'utf8')).toBe('f');
+    // Links are copied as links, never as the outside tree they point to.
+    expect(lstatSync(join(root, 'copy', 'link-out')).isSymbolicLink()).toBe(true);
+    const again = await runFilesCall(call('cp', ['-r', join(root, 'sub'), join(root, 'copy', 'sub')]), ctx());
+    expect(again.exitCode).toBe(0);
+    const onto = await runFilesCall(call('cp', ['-r', join(root, 'sub'), join(root, 'copy')]), ctx());
+    expect(onto.exitCode).toBe(1);
+  });
+
+  it('cp -n keeps an existing target', async () => {
+    writeFileSync(join(root, 'b.txt'), 'keep');
+    expect((await runFilesCall(call('cp', ['-n', join(root, 'a.txt'), join(root, 'b.txt')]), ctx())).exitCode).toBe(0);
+    expect(readFileSync(join(root, 'b.txt'), 'utf8')).toBe('keep');
+  });
+
+  it('ls -d, -R and -t behave like ls', async () => {
+    writeFileSync(join(root, 'sub', 'inner'), 'i');
+    expect((await runFilesCall(call('ls', ['-d', join(root, 'sub')]), ctx())).stdout).toBe(`${join(root, 'sub')}\n`);
+    const rec = await runFilesCall(call('ls', ['-R', root]), ctx());
+    expect(rec.stdout).toBe(`${root}:\na.txt\nsub\n\n${root}/sub:\ninner\n`);
+    utimesSync(join(root, 'a.txt'), new Date(1_000_000), new Date(1_000_000));
+    const byTime = await runFilesCall(call('ls', ['-t', root]), ctx());
+    expect(byTime.stdout).toBe('sub\na.txt\n');
+  });
+
+  it('stat -c formats like stat', async () => {
+    chmodSync(join(root, 'a.txt'), 0o640);
+    const r = await runFilesCall(call('stat', ['-c', '%n %s %a %F', join(root, 'a.txt')]), ctx());
+    expect(r.stdout).toBe(`${join(root, 'a.txt')} 6 640 regular file\n`);
+  });
+
+  it('chmod takes symbolic modes', async () => {
+    chmodSync(join(root, 'a.txt'), 0o644);
+    expect((await runFilesCall(call('chmod', ['u+x,g-r', join(root, 'a.txt')]), ctx())).exitCode).toBe(0);
+    expect(statSync(join(root, 'a.txt')).mode & 0o777).toBe(0o704);
+    expect((await runFilesCall(call('chmod', ['a=r', join(root, 'a.txt')]), ctx())).exitCode).toBe(0);
+    expect(statSync(join(root, 'a.txt')).mode & 0o777).toBe(0o444);
+    expect((await runFilesCall(call('chmod', ['u+s', join(root, 'a.txt')]), ctx())).refused?.code).toBe('files-mode');
+  });
+
+  it('rm -d removes an empty directory only', async () => {
+    mkdirSync(join(root, 'empty'));
+    expect((await runFilesCall(call('rm', ['-d', join(root, 'empty')]), ctx())).exitCode).toBe(0);
+    expect(existsSync(join(root, 'empty'))).toBe(false);
+    writeFileSync(join(root, 'sub', 'x'), 'x');
+    expect((await runFilesCall(call('rm', ['-d', join(root, 'sub')]), ctx())).exitCode).toBe(1);
+    expect(existsSync(join(root, 'sub', 'x'))).toBe(true);
+  });
+
+  it('mkdir makes a directory; -p makes parents; without -p a missing parent fails', async () => {
+    const fail = await runFilesCall(call('mkdir', [join(root, 'x', 'y')]), ctx());
+    expect(fail.exitCode).toBe(1);
+    const ok = await runFilesCall(call('mkdir', ['-p', join(root, 'x', 'y')]), ctx());
+    expect(ok.exitCode).toBe(0);
+    expect(statSync(join(root, 'x', 'y')).isDirectory()).toBe(true);
+  });
+
+  it('chmod sets an octal mode and refuses setuid', async () => {
+    const r = await runFilesCall(call('chmod', ['0640', join(root, 'a.txt')]), ctx());
+    expect(r.exitCode).toBe(0);
+    expect(statSync(join(root, 'a.txt')).mode & 0o777).toBe(0o640);
+    const s = await runFilesCall(call('chmod', ['4755', join(root, 'a.txt')]), ctx());
+    expect(s.refused?.code).toBe('files-mode');
+    expect(statSync(join(root, 'a.txt')).mode & 0o7777).toBe(0o640);
+  });
+
+  it('rm removes a file; a directory only with -r; -f ignores missing', async () => {
+    expect((await runFilesCall(call('rm', [join(root, 'a.txt')]), ctx())).exitCode).toBe(0);
+    expect(existsSync(join(root, 'a.txt'))).toBe(false);
+    const dir = await runFilesCall(call('rm', [join(root, 'sub')]), ctx());
+    expect(dir.exitCode).toBe(1);
+    expect(existsSync(join(root, 'sub'))).toBe(true);
+    expect((await runFilesCall(call('rm', ['-r', join(root, 'sub')]), ctx())).exitCode).toBe(0);
+    expect(existsSync(join(root, 'sub'))).toBe(false);
+    expect((await runFilesCall(call('rm', [join(root, 'gone')]), ctx())).exitCode).toBe(1);
+    expect((await runFilesCall(call('rm', ['-f', join(root, 'gone')]), ctx())).exitCode).toBe(0);
+  });
+
+  it('rm never removes a root itself, whatever the flags', async () => {
+    const r = await runFilesCall(call('rm', ['-rf', root]), ctx());
+    expect(r.refused?.code).toBe('files-rm-root');
+    expect(existsSync(join(root, 'a.txt'))).toBe(true);
+    const viaDots = await runFilesCall(call('rm', ['-rf', `${root}/sub/..`]), ctx());
+    expect(viaDots.refused?.code).toBe('files-rm-root');
+    expect(existsSync(root)).toBe(true);
+  });
+
+  it('rm of a symlink removes the link, not its outside target', async () => {
+    symlinkSync(outside, join(root, 'dirlink'));
+    const r = await runFilesCall(call('rm', ['-r', join(root, 'dirlink')]), ctx());
+    expect(r.exitCode).toBe(0);
+    expect(() => lstatSync(join(root, 'dirlink'))).toThrow();
+    expect(readFileSync(join(outside, 'secret.txt'), 'utf8')).toBe('TOP-SECRET');
+  });
+});
