@@ -1,0 +1,482 @@
+// The crew: claims ready tasks from the queue, routes each to a specialist, runs it with a brain
+// under a per-task timeout with lease heartbeats, then completes, retries (release + backoff) or
+// blocks it. `once` processes until nothing is ready and no worker runs; the daemon mode keeps
+// watching the backlog until its signal aborts. Every state change goes through the queue and
+// presents the claim's fencing token.
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig, type Config } from '../../mcp-server/core/config.js';
+import { writeFileDurable } from '../../mcp-server/core/durable-fs.js';
+import { OpsError } from '../../mcp-server/core/errors.js';
+import { createFolderQueue, type Claim, type TaskQueue, type TaskRecord } from '../../mcp-server/core/queue.js';
+import { loadSpecialists, type Specialist } from '../../mcp-server/core/specialists.js';
+import { openStore, type Store } from '../../mcp-server/core/store.js';
+import { parseTask } from '../../mcp-server/core/task-parse.js';
+import { updateTaskText, type TaskUpdate } from '../../mcp-server/core/task-render.js';
+import type { CriterionEvidence, Task } from '../../mcp-server/core/task-types.js';
+import { ensureWorkspace, resolveWorkspace, type Workspace } from '../../mcp-server/core/workspace.js';
+import { createSecretBroker } from '../../tools/secret-broker.js';
+import type { SecretBroker, Spawner } from '../../tools/types.js';
+import { createJsonLog, type CrewEvent } from './progress.js';
+import { routeTask } from './router.js';
+import { createRunbookBrain, sleep, type Brain, type BrainEvent, type RunOutcome } from './runbook-brain.js';
+
+export interface BackoffOptions {
+  /** First retry delay; doubles per attempt. Default 1000 ms. */
+  baseMs: number;
+  /** Cap on the delay. Default 60 s. */
+  maxMs: number;
+}
+
+export interface CrewOptions {
+  /** Workspace folder or a resolved Workspace. */
+  workspace: string | Workspace;
+  /** Default: loadConfig from the workspace (a wrong config throws OpsError `config-invalid`). */
+  config?: Config;
+  /** Default: openStore(workspace.dbPath), closed when the crew returns. */
+  store?: Store;
+  /** The profiles, or the folder to load them from (one of the two is required). */
+  specialists?: Specialist[];
+  specialistsDir?: string;
+  once?: boolean;
+  /** Workers; default config.concurrency. */
+  concurrency?: number;
+  brain?: 'runbook' | 'claude';
+  /** A brain to use instead of the built-in one (tests, later the Claude brain). */
+  brainImpl?: Brain;
+  now?: () => number;
+  /** Abort = graceful stop: no new claims; running tasks get `graceMs`, then are released. */
+  signal?: AbortSignal;
+  onProgress?: (e: CrewEvent) => void;
+  env?: NodeJS.ProcessEnv;
+  broker?: SecretBroker;
+  spawn?: Spawner;
+  backoff?: Partial<BackoffOptions>;
+  /** Lease renewal interval; default a third of the lease. */
+  heartbeatMs?: number;
+  leaseMs?: number;
+  /** Daemon: fallback rescan interval (the watcher usually wakes it sooner). Default 1000 ms. */
+  pollMs?: number;
+  approvalPollMs?: number;
+  /** Time running tasks get to finish after the stop signal. Default 30 s. */
+  graceMs?: number;
+  holder?: string;
+  /** Write JSON logs to `.opscrew/logs/` (default true). */
+  jsonLog?: boolean;
+}
+
+export interface CrewRun {
+  taskId: string;
+  runId: string;
+  specialist: string;
+  attempt: number;
+  outcome: RunOutcome['kind'] | 'released' | 'lost';
+  reason: string;
+  startedMs: number;
+  endedMs: number;
+}
+
+export interface CrewSummary {
+  completed: string[];
+  blocked: Array<{ id: string; reason: string }>;
+  /** Tasks whose last run failed and that were left in backlog for a later retry (stop or no time left). */
+  failed: Array<{ id: string; reason: string }>;
+  runs: CrewRun[];
+}
+
+export const DEFAULT_BACKOFF: BackoffOptions = { baseMs: 1000, maxMs: 60_000 };
+const DEFAULT_GRACE_MS = 30_000;
+const DEFAULT_POLL_MS = 1000;
+const DEFAULT_LEASE_MS = 5 * 60_000;
+
+/** Delay before attempt `attempt + 1`: base·2^(attempt−1), capped. */
+export function backoffDelay(attempt: number, b: BackoffOptions = DEFAULT_BACKOFF): number {
+  return Math.min(b.maxMs, b.baseMs * 2 ** Math.max(0, attempt - 1));
+}
+
+function errText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** The failing command's evidence in a block/retry reason, bounded. */
+function withEvidence(o: RunOutcome): CriterionEvidence[] | undefined {
+  return o.evidence.length > 0 ? o.evidence : undefined;
+}
+
+interface Worker {
+  taskId: string;
+  specialist: string;
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
+  const ws = typeof opts.workspace === 'string' ? resolveWorkspace(opts.workspace) : opts.workspace;
+  ensureWorkspace(ws);
+  const env = opts.env ?? process.env;
+  const now = opts.now ?? Date.now;
+  if ((opts.brain ?? 'runbook') === 'claude' && !opts.brainImpl) {
+    throw new OpsError('brain-unavailable', 'the Claude brain is not built yet (it will need ANTHROPIC_API_KEY); use the runbook brain (--brain runbook)');
+  }
+  let config = opts.config;
+  if (!config) {
+    const c = loadConfig({ workspaceDir: ws.root, env });
+    if (!c.ok) throw new OpsError('config-invalid', c.message, { cause: c.cause });
+    config = c.value;
+  }
+  let specialists = opts.specialists;
+  if (!specialists) {
+    if (!opts.specialistsDir) throw new OpsError('specialists-missing', 'runCrew needs specialists or specialistsDir');
+    const s = loadSpecialists(opts.specialistsDir);
+    if (!s.ok) throw new OpsError('specialist-invalid', s.message, { cause: s.cause });
+    specialists = s.value;
+  }
+  const cfg = config;
+  const profiles = specialists;
+  const ownStore = !opts.store;
+  const store = opts.store ?? openStore(ws.dbPath);
+  const leaseMs = opts.leaseMs ?? DEFAULT_LEASE_MS;
+  const queue: TaskQueue = createFolderQueue({ workspace: ws, store, now, leaseMs, ...(opts.holder ? { holder: opts.holder } : {}) });
+  const broker = opts.broker ?? createSecretBroker();
+  const brain: Brain =
+    opts.brainImpl ??
+    createRunbookBrain({
+      db: store.db,
+      config: cfg,
+      env,
+      broker,
+      now,
+      ...(opts.spawn ? { spawn: opts.spawn } : {}),
+      ...(opts.approvalPollMs !== undefined ? { approvalPollMs: opts.approvalPollMs } : {}),
+    });
+  const backoff: BackoffOptions = { ...DEFAULT_BACKOFF, ...opts.backoff };
+  const concurrency = Math.max(1, opts.concurrency ?? cfg.concurrency);
+  const heartbeatMs = opts.heartbeatMs ?? Math.max(50, Math.floor(leaseMs / 3));
+  const graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
+  const pollMs = opts.pollMs ?? DEFAULT_POLL_MS;
+  const jsonLog = opts.jsonLog === false ? () => {} : createJsonLog(ws.logsDir);
+  const emit = (e: Omit<CrewEvent, 'ts'>): void => {
+    const full: CrewEvent = { ts: now(), ...e };
+    jsonLog(full);
+    try {
+      opts.onProgress?.(full);
+    } catch {
+      // a broken progress callback must not stop the crew
+    }
+  };
+
+  const summary: CrewSummary = { completed: [], blocked: [], failed: [], runs: [] };
+  const workers = new Map<string, Worker>();
+  const notBefore = new Map<string, number>();
+  const lastFailure = new Map<string, string>();
+  const stopping = (): boolean => opts.signal?.aborted === true;
+
+  // Wakes the loop early: a worker finished, the backlog changed, or the stop signal came.
+  let wake: (() => void) | null = null;
+  let poked = false;
+  const poke = (): void => {
+    const w = wake;
+    wake = null;
+    if (w) w();
+    else poked = true; // nobody waits right now: the next wait returns at once
+  };
+  opts.signal?.addEventListener('abort', poke, { once: true });
+
+  const readTask = (abs: string, rel: string): { ok: true; task: Task } | { ok: false; reason: string } => {
+    let text: string;
+    try {
+      text = readFileSync(abs, 'utf8');
+    } catch (e) {
+      return { ok: false, reason: `cannot read ${rel}: ${errText(e)}` };
+    }
+    const r = parseTask(text, rel);
+    if (!r.ok) return { ok: false, reason: `${rel} no longer parses: ${r.issues.map((i) => `line ${i.line}: ${i.message}`).join('; ')}` };
+    return { ok: true, task: r.task };
+  };
+
+  /** Fenced write of runner-owned state into the claimed file (e.g. awaiting-approval). */
+  const setState = async (claim: Claim, update: TaskUpdate): Promise<void> => {
+    const hb = await queue.heartbeat(claim);
+    if (!hb.ok) throw new OpsError(hb.code, hb.message);
+    const text = readFileSync(claim.file, 'utf8');
+    const up = updateTaskText(text, update, claim.file);
+    if (!up.ok) throw new OpsError(up.code, up.message);
+    writeFileDurable(claim.file, up.value);
+  };
+
+  const record = (run: CrewRun): void => {
+    summary.runs.push(run);
+  };
+
+  const runTask = async (rec: TaskRecord, claim: Claim, specialist: Specialist, controller: AbortController): Promise<void> => {
+    const started = now();
+    const base = { taskId: claim.taskId, runId: claim.runId, specialist: specialist.name, attempt: claim.attempt };
+    emit({ type: 'claimed', ...base });
+    const rel = rec.file.replace('tasks/backlog/', 'tasks/active/');
+    const parsed = readTask(claim.file, rel);
+    if (!parsed.ok) {
+      await finishBlocked(claim, parsed.reason, base, started);
+      return;
+    }
+    const task = parsed.task;
+    const timeoutMs = task.fm.timeout_ms ?? cfg.timeouts.task;
+    const timer = setTimeout(() => controller.abort(new OpsError('task-timeout', `the task ran longer than its timeout (${Math.round(timeoutMs / 1000)} s)`)), timeoutMs);
+    let lost: string | null = null;
+    const hb = setInterval(() => {
+      void queue.heartbeat(claim).then(
+        (r) => {
+          if (!r.ok && lost === null) {
+            lost = r.message;
+            emit({ type: 'heartbeat-lost', ...base, reason: r.message });
+            controller.abort(new OpsError('lease-lost', r.message));
+          }
+        },
+        (e: unknown) => emit({ type: 'error', ...base, reason: `heartbeat failed: ${errText(e)}` }),
+      );
+    }, heartbeatMs);
+    let outcome: RunOutcome;
+    try {
+      outcome = await brain.run({
+        task,
+        specialist,
+        taskId: claim.taskId,
+        runId: claim.runId,
+        attempt: claim.attempt,
+        signal: controller.signal,
+        claim,
+        setState: (u) => setState(claim, u),
+        onEvent: (e: BrainEvent) => emit(brainEventToCrew(e, base)),
+      });
+    } catch (e) {
+      outcome = { kind: 'failed', reason: `the brain crashed: ${errText(e)}`, evidence: [], tickCriteria: [], steps: [], vars: {} };
+    } finally {
+      clearTimeout(timer);
+      clearInterval(hb);
+    }
+    if (lost !== null) {
+      record({ ...base, specialist: specialist.name, outcome: 'lost', reason: lost, startedMs: started, endedMs: now() });
+      return;
+    }
+    const shutdown = controller.signal.aborted && stopping() && (controller.signal.reason as { code?: string } | undefined)?.code === 'shutdown';
+    if (shutdown && outcome.kind !== 'completed') {
+      const r = await queue.release(claim, `crew stopped: ${outcome.reason}`);
+      emit({ type: 'released', ...base, reason: outcome.reason });
+      summary.failed.push({ id: claim.taskId, reason: `released on shutdown: ${outcome.reason}` });
+      record({ ...base, outcome: 'released', reason: r.ok ? outcome.reason : r.message, startedMs: started, endedMs: now() });
+      return;
+    }
+    if (outcome.settled) {
+      // The brain moved the task itself (with this claim's token); only record what happened.
+      if (outcome.kind === 'completed') summary.completed.push(claim.taskId);
+      else summary.blocked.push({ id: claim.taskId, reason: outcome.reason });
+      emit({ type: 'finished', ...base, outcome: outcome.kind === 'completed' ? 'completed' : 'blocked', ...(outcome.reason ? { reason: outcome.reason } : {}) });
+      record({ ...base, outcome: outcome.kind, reason: outcome.reason, startedMs: started, endedMs: now() });
+      return;
+    }
+    switch (outcome.kind) {
+      case 'completed': {
+        const r = await queue.complete(claim, { tickCriteria: outcome.tickCriteria, evidence: outcome.evidence, set: { run_id: claim.runId } });
+        if (!r.ok) {
+          emit({ type: 'error', ...base, reason: `could not complete: ${r.message}` });
+          record({ ...base, outcome: 'lost', reason: r.message, startedMs: started, endedMs: now() });
+          return;
+        }
+        summary.completed.push(claim.taskId);
+        emit({ type: 'finished', ...base, outcome: 'completed' });
+        record({ ...base, outcome: 'completed', reason: '', startedMs: started, endedMs: now() });
+        return;
+      }
+      case 'failed': {
+        const max = task.fm.max_attempts ?? cfg.max_attempts;
+        if (claim.attempt < max && !stopping()) {
+          const delay = backoffDelay(claim.attempt, backoff);
+          const r = await queue.release(claim, outcome.reason);
+          if (r.ok) {
+            notBefore.set(claim.taskId, now() + delay);
+            lastFailure.set(claim.taskId, outcome.reason);
+            emit({ type: 'retry-scheduled', ...base, reason: outcome.reason, data: { delayMs: delay, maxAttempts: max } });
+          } else emit({ type: 'error', ...base, reason: `could not release: ${r.message}` });
+          record({ ...base, outcome: 'failed', reason: outcome.reason, startedMs: started, endedMs: now() });
+          return;
+        }
+        const why = claim.attempt >= max ? `failed after ${claim.attempt} of ${max} attempts: ${outcome.reason}` : `failed (crew stopping, no retry): ${outcome.reason}`;
+        await finishBlocked(claim, why, base, started, outcome, 'failed');
+        return;
+      }
+      case 'refused':
+        await finishBlocked(claim, `not retried (a refusal does not change on retry): ${outcome.reason}`, base, started, outcome, 'refused');
+        return;
+      case 'blocked':
+        await finishBlocked(claim, outcome.reason, base, started, outcome, 'blocked');
+        return;
+    }
+  };
+
+  const finishBlocked = async (
+    claim: Claim,
+    reason: string,
+    base: { taskId: string; runId: string; specialist: string; attempt: number },
+    started: number,
+    outcome?: RunOutcome,
+    kind: RunOutcome['kind'] = 'blocked',
+  ): Promise<void> => {
+    const ev = outcome ? withEvidence(outcome) : undefined;
+    const r = await queue.block(claim, reason, { set: { run_id: claim.runId }, ...(ev ? { evidence: ev } : {}) });
+    if (!r.ok) {
+      emit({ type: 'error', ...base, reason: `could not block: ${r.message}` });
+      record({ ...base, outcome: 'lost', reason: r.message, startedMs: started, endedMs: now() });
+      return;
+    }
+    notBefore.delete(claim.taskId);
+    summary.blocked.push({ id: claim.taskId, reason });
+    emit({ type: 'finished', ...base, outcome: 'blocked', reason });
+    record({ ...base, outcome: kind, reason, startedMs: started, endedMs: now() });
+  };
+
+  const startWorker = (rec: TaskRecord, claim: Claim, specialist: Specialist): void => {
+    const controller = new AbortController();
+    const w: Worker = { taskId: claim.taskId, specialist: specialist.name, controller, done: Promise.resolve() };
+    w.done = runTask(rec, claim, specialist, controller)
+      .catch((e: unknown) => emit({ type: 'error', taskId: claim.taskId, reason: `worker failed: ${errText(e)}` }))
+      .finally(() => {
+        workers.delete(claim.taskId);
+        poke();
+      });
+    workers.set(claim.taskId, w);
+  };
+
+  const runningFor = (name: string): number => [...workers.values()].filter((w) => w.specialist === name).length;
+
+  /** One pass over the ready set: route, respect caps, claim, start. Returns how many started. */
+  const fill = async (): Promise<{ started: number; waitingBackoff: number }> => {
+    let started = 0;
+    let waitingBackoff = 0;
+    if (workers.size >= concurrency) return { started, waitingBackoff };
+    await queue.scan();
+    const ready = await queue.ready();
+    const t = now();
+    for (const rec of ready) {
+      if (stopping() || workers.size >= concurrency) break;
+      if (workers.has(rec.id)) continue;
+      const nb = notBefore.get(rec.id);
+      if (nb !== undefined && nb > t) {
+        waitingBackoff++;
+        continue;
+      }
+      const parsed = readTask(join(ws.root, ...rec.file.split('/')), rec.file);
+      if (!parsed.ok) continue; // the next scan records it as invalid
+      const route = routeTask(parsed.task, profiles, cfg, { env, now });
+      if (!route.ok) {
+        const claim = await queue.claim({ id: rec.id });
+        if (!claim) continue;
+        emit({ type: 'route-failed', taskId: rec.id, runId: claim.runId, reason: route.message });
+        await finishBlocked(claim, route.message, { taskId: rec.id, runId: claim.runId, specialist: '-', attempt: claim.attempt }, now());
+        continue;
+      }
+      const s = route.specialist;
+      if (runningFor(s.name) >= s.maxConcurrency) continue;
+      const claim = await queue.claim({ id: rec.id });
+      if (!claim) continue;
+      notBefore.delete(rec.id);
+      emit({ type: 'routed', taskId: rec.id, runId: claim.runId, specialist: s.name, reason: route.reason });
+      startWorker(rec, claim, s);
+      started++;
+    }
+    return { started, waitingBackoff };
+  };
+
+  const waitForWake = (ms: number): Promise<void> =>
+    new Promise((resolve) => {
+      if (poked) {
+        poked = false;
+        return resolve();
+      }
+      const t = setTimeout(() => {
+        wake = null;
+        resolve();
+      }, Math.max(0, ms));
+      wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+
+  let watcher: FSWatcher | null = null;
+  emit({ type: 'crew-start', data: { concurrency, brain: brain.name, once: opts.once === true, workspace: ws.root } });
+  try {
+    const rep = await queue.reconcile();
+    if (rep.repairs.length > 0) emit({ type: 'reconciled', data: { repairs: rep.repairs } });
+    if (!opts.once) {
+      try {
+        watcher = watch(ws.backlog, () => poke());
+        watcher.on('error', () => {
+          watcher?.close();
+          watcher = null;
+        });
+      } catch {
+        watcher = null; // the poll interval still finds new files
+      }
+    }
+    for (;;) {
+      if (stopping()) break;
+      const { started, waitingBackoff } = await fill();
+      if (opts.once && started === 0 && workers.size === 0) {
+        if (waitingBackoff === 0) break;
+        const t = now();
+        const next = Math.min(...[...notBefore.values()].filter((v) => v > t));
+        await waitForWake(Number.isFinite(next) ? next - t : pollMs);
+        continue;
+      }
+      const t = now();
+      const nextRetry = Math.min(...[...notBefore.values()].filter((v) => v > t).map((v) => v - t));
+      const idle = opts.once ? (Number.isFinite(nextRetry) ? nextRetry : 60_000) : Math.min(pollMs, Number.isFinite(nextRetry) ? nextRetry : pollMs);
+      await waitForWake(idle);
+    }
+    // Graceful stop: running tasks get the grace period, then are aborted and released.
+    if (workers.size > 0) {
+      const all = Promise.all([...workers.values()].map((w) => w.done));
+      const graceOver = sleep(graceMs).then(() => 'grace' as const);
+      const first = await Promise.race([all.then(() => 'done' as const), graceOver]);
+      if (first === 'grace') {
+        for (const w of workers.values()) w.controller.abort(new OpsError('shutdown', 'the crew is stopping'));
+        await all;
+      }
+    }
+  } finally {
+    watcher?.close();
+    opts.signal?.removeEventListener('abort', poke);
+    for (const [id, reason] of lastFailure) {
+      if (!summary.completed.includes(id) && !summary.blocked.some((b) => b.id === id) && !summary.failed.some((f) => f.id === id)) {
+        summary.failed.push({ id, reason });
+      }
+    }
+    emit({ type: 'crew-stop', data: { completed: summary.completed.length, blocked: summary.blocked.length, failed: summary.failed.length } });
+    if (ownStore) store.close();
+  }
+  return summary;
+}
+
+function brainEventToCrew(e: BrainEvent, base: { taskId: string; runId: string; specialist: string; attempt: number }): Omit<CrewEvent, 'ts'> {
+  switch (e.type) {
+    case 'section':
+      return { type: 'section', ...base, section: e.section };
+    case 'command':
+      return { type: 'command', ...base, section: e.section, line: e.line, command: e.command };
+    case 'command-done':
+      return {
+        type: 'command-done',
+        ...base,
+        section: e.section,
+        line: e.step.line,
+        command: e.step.command,
+        exitCode: e.step.exitCode,
+        durationMs: e.step.durationMs,
+        passed: e.step.passed,
+        ...(e.step.reason ? { reason: e.step.reason } : {}),
+      };
+    case 'awaiting-approval':
+      return { type: 'awaiting-approval', ...base, approvalId: e.approvalId, command: e.command };
+    case 'approval-decided':
+      return { type: 'approval-decided', ...base, approvalId: e.approvalId, outcome: e.state };
+  }
+}
