@@ -14,8 +14,6 @@ export interface RunOptions {
   json?: boolean;
 }
 
-export const CLAUDE_BRAIN_MESSAGE =
-  'the Claude brain is not built yet (it will need ANTHROPIC_API_KEY, and honour ANTHROPIC_BASE_URL); run with the default runbook brain: `opscrew run --brain runbook`';
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -43,7 +41,12 @@ export async function runCommand(io: CliIO, dir: string, opts: RunOptions): Prom
   const ws = requireWorkspace(dir);
   const config = await requireConfig(ws, io);
   const brain = opts.brain ?? config.brain;
-  if (brain === 'claude') throw new CliError(EXIT.USAGE, CLAUDE_BRAIN_MESSAGE);
+  if (brain === 'claude') {
+    // Fail at start with a clear message; the default runbook brain never needs a key.
+    const { checkClaudeBrainAvailable } = await import('../runtime/claude-brain.js');
+    const available = checkClaudeBrainAvailable(io.env);
+    if (!available.ok) throw new CliError(EXIT.USAGE, available.message);
+  }
 
   const [{ runCrew }, { createProgressPrinter }, { packageRoot }, { renderTable, printJson, printLines }] = await Promise.all([
     import('../runtime/crew.js'),
@@ -69,7 +72,7 @@ export async function runCommand(io: CliIO, dir: string, opts: RunOptions): Prom
       specialistsDir: join(packageRoot(), 'agents', 'specialists'),
       once: opts.once === true,
       ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
-      brain: 'runbook',
+      brain,
       now: io.now,
       env: { ...io.env },
       signal: controller.signal,

@@ -20,6 +20,8 @@ import type { SecretBroker, Spawner } from '../../tools/types.js';
 import { createJsonLog, type CrewEvent } from './progress.js';
 import { routeTask } from './router.js';
 import { createRunbookBrain, sleep, type Brain, type BrainEvent, type RunOutcome } from './runbook-brain.js';
+import { checkClaudeBrainAvailable } from './claude-brain.js';
+import { createClaudeCrewBrain } from './claude-crew-brain.js';
 
 export interface BackoffOptions {
   /** First retry delay; doubles per attempt. Default 1000 ms. */
@@ -115,8 +117,11 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
   ensureWorkspace(ws);
   const env = opts.env ?? process.env;
   const now = opts.now ?? Date.now;
-  if ((opts.brain ?? 'runbook') === 'claude' && !opts.brainImpl) {
-    throw new OpsError('brain-unavailable', 'the Claude brain is not built yet (it will need ANTHROPIC_API_KEY); use the runbook brain (--brain runbook)');
+  const wantClaude = (opts.brain ?? 'runbook') === 'claude' && !opts.brainImpl;
+  if (wantClaude) {
+    // Fail at start, before anything is claimed, when the Claude brain cannot run.
+    const available = checkClaudeBrainAvailable(env);
+    if (!available.ok) throw new OpsError(available.code, available.message);
   }
   let config = opts.config;
   if (!config) {
@@ -140,6 +145,21 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
   const broker = opts.broker ?? createSecretBroker();
   const brain: Brain =
     opts.brainImpl ??
+    (wantClaude
+      ? unwrap(
+          createClaudeCrewBrain({
+            workspace: ws,
+            store,
+            config: cfg,
+            env,
+            broker,
+            queue,
+            specialists: profiles,
+            now,
+            ...(opts.spawn ? { spawn: opts.spawn } : {}),
+          }),
+        )
+      : undefined) ??
     createRunbookBrain({
       db: store.db,
       config: cfg,
@@ -257,20 +277,20 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
       record({ ...base, specialist: specialist.name, outcome: 'lost', reason: lost, startedMs: started, endedMs: now() });
       return;
     }
-    const shutdown = controller.signal.aborted && stopping() && (controller.signal.reason as { code?: string } | undefined)?.code === 'shutdown';
-    if (shutdown && outcome.kind !== 'completed') {
-      const r = await queue.release(claim, `crew stopped: ${outcome.reason}`);
-      emit({ type: 'released', ...base, reason: outcome.reason });
-      summary.failed.push({ id: claim.taskId, reason: `released on shutdown: ${outcome.reason}` });
-      record({ ...base, outcome: 'released', reason: r.ok ? outcome.reason : r.message, startedMs: started, endedMs: now() });
-      return;
-    }
     if (outcome.settled) {
       // The brain moved the task itself (with this claim's token); only record what happened.
       if (outcome.kind === 'completed') summary.completed.push(claim.taskId);
       else summary.blocked.push({ id: claim.taskId, reason: outcome.reason });
       emit({ type: 'finished', ...base, outcome: outcome.kind === 'completed' ? 'completed' : 'blocked', ...(outcome.reason ? { reason: outcome.reason } : {}) });
       record({ ...base, outcome: outcome.kind, reason: outcome.reason, startedMs: started, endedMs: now() });
+      return;
+    }
+    const shutdown = controller.signal.aborted && stopping() && (controller.signal.reason as { code?: string } | undefined)?.code === 'shutdown';
+    if (shutdown && outcome.kind !== 'completed') {
+      const r = await queue.release(claim, `crew stopped: ${outcome.reason}`);
+      emit({ type: 'released', ...base, reason: outcome.reason });
+      summary.failed.push({ id: claim.taskId, reason: `released on shutdown: ${outcome.reason}` });
+      record({ ...base, outcome: 'released', reason: r.ok ? outcome.reason : r.message, startedMs: started, endedMs: now() });
       return;
     }
     switch (outcome.kind) {
@@ -479,4 +499,9 @@ function brainEventToCrew(e: BrainEvent, base: { taskId: string; runId: string; 
     case 'approval-decided':
       return { type: 'approval-decided', ...base, approvalId: e.approvalId, outcome: e.state };
   }
+}
+
+function unwrap<T>(r: { ok: true; value: T } | { ok: false; code: string; message: string }): T {
+  if (!r.ok) throw new OpsError(r.code, r.message);
+  return r.value;
 }

@@ -72,13 +72,13 @@ describe('opscrew run', () => {
     expect(o.stderr()).toMatch(/^\d{4}-\d\d-\d\dT.* TASK-010 .*claimed by observability-specialist/m);
   });
 
-  it('refuses --brain claude at start with exit 2 and a clear message', async () => {
+  it('refuses --brain claude without ANTHROPIC_API_KEY at start with exit 2 and a clear message', async () => {
     const dir = workspace();
     writeFileSync(join(dir, 'tasks', 'backlog', 'a.md'), healthTask('TASK-020').replaceAll('BASE', http.base));
     const o = io(dir);
     expect(await main(['run', '--once', '--brain', 'claude'], o)).toBe(EXIT.USAGE);
-    expect(o.stderr()).toContain('Claude brain is not built yet');
-    expect(o.stderr()).toContain('ANTHROPIC_API_KEY');
+    expect(o.stderr()).toContain('the Claude brain needs ANTHROPIC_API_KEY');
+    expect(o.stderr()).toContain('--brain runbook');
     expect(readdirSync(join(dir, 'tasks', 'backlog'))).toEqual(['a.md']);
     const o2 = io(dir);
     writeFileSync(join(dir, 'opscrew.config.yaml'), 'brain: claude\n');
