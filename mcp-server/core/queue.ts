@@ -1,0 +1,447 @@
+// The task queue: one small interface (DESIGN §4) and its first backend, folders + SQLite.
+// Folders are the truth a person sees; SQLite mirrors them and holds leases and fencing tokens.
+// Every state change happens inside BEGIN IMMEDIATE, and the file moves happen while that lock
+// is held, so queue processes sharing a workspace are serialized and never see half a move.
+import { existsSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { basename, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { fail, ok, OpsError, type Issue, type Result } from './errors.js';
+import type { Store } from './store.js';
+import type { TaskUpdate } from './task-render.js';
+import type { TaskStatus } from './task-types.js';
+import { closeQuiet, fsyncAll, fsyncDir, unlinkQuiet, writeTempPending, writeTempSynced, type PendingTemp } from './durable-fs.js';
+import { checkTaskGraph, type GraphNode } from './task-graph.js';
+import { scanFolders, type ScanReport } from './queue-scan.js';
+import { reconcileQueue, type ReconcileReport } from './queue-reconcile.js';
+import {
+  absFile,
+  addEvent,
+  getLease,
+  getRow,
+  isoOf,
+  READY_ORDER,
+  READY_SQL,
+  relFile,
+  rowFromTask,
+  sameStat,
+  upsertRow,
+  type QueueContext,
+  type TaskModules,
+  type TaskRow,
+} from './queue-rows.js';
+import type { TaskFolder, Workspace } from './workspace.js';
+
+export type { ScanReport } from './queue-scan.js';
+export type { ReconcileReport, Repair } from './queue-reconcile.js';
+export type { TaskUpdate } from './task-render.js';
+
+export const DEFAULT_LEASE_MS = 5 * 60_000;
+
+export interface TaskLease {
+  holder: string;
+  token: number;
+  runId: string;
+  expiresMs: number;
+}
+
+/** A task as the store mirrors it (list/get/ready). */
+export interface TaskRecord {
+  id: string;
+  folder: TaskFolder;
+  /** Workspace-relative path, e.g. `tasks/backlog/fix-dns.md`. */
+  file: string;
+  title: string;
+  priority: string;
+  status: TaskStatus | null;
+  agent: string | null;
+  dependsOn: string[];
+  resources: string[];
+  tags: string[];
+  /** False while another file claims the same id. */
+  valid: boolean;
+  warnings: string[];
+  attempts: number;
+  createdMs: number;
+  updatedMs: number;
+  lease: TaskLease | null;
+}
+
+export interface InvalidFile {
+  file: string;
+  reason: 'invalid' | 'duplicate';
+  taskId: string | null;
+  problems: Issue[];
+}
+
+/** Proof of a claim; every later write presents its fencing token. */
+export interface Claim {
+  taskId: string;
+  runId: string;
+  token: number;
+  holder: string;
+  attempt: number;
+  /** Absolute path of the task file in `active/`. */
+  file: string;
+  leaseExpiresMs: number;
+}
+
+export type ListStatus = TaskFolder | TaskStatus | 'ready';
+
+export type FencedCode = 'fenced' | 'task-missing' | 'render-failed';
+
+export interface TaskQueue {
+  /** Sync folders → store (re-parses only new or changed files). */
+  scan(): Promise<ScanReport>;
+  list(filter?: { status?: ListStatus }): Promise<TaskRecord[]>;
+  get(id: string): Promise<TaskRecord | null>;
+  ready(): Promise<TaskRecord[]>;
+  invalid(): Promise<InvalidFile[]>;
+  /** Duplicate ids, missing dependencies and cycles across the workspace, each with file and line. */
+  graphIssues(): Promise<Issue[]>;
+  /** Take the first ready task (or the named one if it is ready); null when there is none or a race was lost. */
+  claim(opts?: { id?: string; holder?: string; runId?: string }): Promise<Claim | null>;
+  heartbeat(claim: Claim): Promise<Result<{ leaseExpiresMs: number }, FencedCode>>;
+  complete(claim: Claim, update?: TaskUpdate): Promise<Result<{ file: string }, FencedCode>>;
+  block(claim: Claim, reason: string, update?: TaskUpdate): Promise<Result<{ file: string }, FencedCode>>;
+  release(claim: Claim, reason: string): Promise<Result<{ file: string }, FencedCode>>;
+  /** Repair drift between folders and store, return expired leases' tasks to backlog. */
+  reconcile(): Promise<ReconcileReport>;
+}
+
+export interface FolderQueueOptions {
+  workspace: Workspace;
+  store: Store;
+  now?: () => number;
+  /** Default holder identity for claims (host:pid:random). */
+  holder?: string;
+  leaseMs?: number;
+  /** For tests and benches that want the parser injected instead of imported lazily. */
+  modules?: TaskModules;
+}
+
+export function defaultHolder(): string {
+  return `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+}
+
+export function newRunId(nowMs: number): string {
+  const d = new Date(nowMs);
+  const p = (n: number, w = 2): string => String(n).padStart(w, '0');
+  const stamp = `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}-${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}`;
+  return `run-${stamp}-${randomBytes(2).toString('hex')}`;
+}
+
+function loadModules(): () => Promise<TaskModules> {
+  let p: Promise<TaskModules> | undefined;
+  return () =>
+    (p ??= Promise.all([import('./task-parse.js'), import('./task-render.js')]).then(([a, b]) => ({
+      parseTask: a.parseTask,
+      updateTaskText: b.updateTaskText,
+    })));
+}
+
+function toRecord(r: Omit<TaskRow, 'prio_rank' | 'size' | 'mtime_ms'> & Partial<{ l_holder: string | null; l_token: number | null; l_run: string | null; l_exp: number | null }>): TaskRecord {
+  return {
+    id: r.id,
+    folder: r.folder,
+    file: r.file,
+    title: r.title,
+    priority: r.priority,
+    status: (r.status ?? null) as TaskStatus | null,
+    agent: r.agent,
+    dependsOn: JSON.parse(r.depends_on) as string[],
+    resources: JSON.parse(r.resources) as string[],
+    tags: JSON.parse(r.tags) as string[],
+    valid: r.valid === 1,
+    warnings: JSON.parse(r.problems) as string[],
+    attempts: r.attempts,
+    createdMs: r.created_ms,
+    updatedMs: r.updated_ms,
+    lease:
+      r.l_token !== null && r.l_token !== undefined
+        ? { holder: r.l_holder ?? '', token: r.l_token, runId: r.l_run ?? '', expiresMs: r.l_exp ?? 0 }
+        : null,
+  };
+}
+
+// Only the columns a record needs: `list` over 10,000 tasks is on the CLI's hot path.
+const WITH_LEASE = `SELECT t.id, t.folder, t.file, t.title, t.priority, t.status, t.agent, t.depends_on, t.resources, t.tags,
+  t.valid, t.problems, t.attempts, t.created_ms, t.updated_ms, l.holder AS l_holder, l.token AS l_token, l.run_id AS l_run, l.expires_ms AS l_exp
+  FROM tasks t LEFT JOIN leases l ON l.task_id = t.id`;
+
+/** Sentinel thrown inside a transaction to roll it back and report a lost race. */
+class LostRace extends Error {}
+
+export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
+  const ws = opts.workspace;
+  const db = opts.store.db;
+  const now = opts.now ?? Date.now;
+  const defaultHolderId = opts.holder ?? defaultHolder();
+  const fixed = opts.modules;
+  const ctx: QueueContext = {
+    ws,
+    db,
+    now,
+    leaseMs: opts.leaseMs ?? DEFAULT_LEASE_MS,
+    modules: fixed ? () => Promise.resolve(fixed) : loadModules(),
+  };
+
+  /** Destination in `folder` that does not overwrite another task's file (rename(2) would). */
+  const destFor = (folder: TaskFolder, name: string, id: string): string => {
+    const dir = ws[folder];
+    let dest = join(dir, name);
+    if (!existsSync(dest)) return dest;
+    const stem = name.replace(/\.md$/, '');
+    for (let i = 1; ; i++) {
+      dest = join(dir, i === 1 ? `${stem}.${id}.md` : `${stem}.${id}.${i}.md`);
+      if (!existsSync(dest)) return dest;
+    }
+  };
+
+  const claimOnce = (
+    mods: TaskModules,
+    o: { id?: string; holder: string; runId?: string },
+  ): { claim: Claim; pending: PendingTemp; syncs: Promise<void> } | null | 'retry' => {
+    return db.immediate(() => {
+      const t = ctx.now();
+      const row = o.id
+        ? db.get<TaskRow>(`${READY_SQL} AND t.id = ?`, [o.id])
+        : db.get<TaskRow>(`${READY_SQL}${READY_ORDER} LIMIT 1`);
+      if (!row) return null;
+      const src = absFile(ws, row.file);
+      // One stat keeps the claim honest without a re-scan: a changed file is re-read first.
+      const st = statSync(src, { throwIfNoEntry: false });
+      if (!st) {
+        db.run('DELETE FROM tasks WHERE id = ?', [row.id]);
+        return 'retry';
+      }
+      if (!sameStat(row, st)) {
+        const text = readFileSync(src, 'utf8');
+        const r = mods.parseTask(text, row.file);
+        if (!r.ok || r.task.fm.id !== row.id) {
+          db.run('UPDATE tasks SET size = -1 WHERE id = ?', [row.id]); // force the next scan to look
+          db.run('UPDATE tasks SET valid = 0 WHERE id = ?', [row.id]);
+          return 'retry';
+        }
+        upsertRow(db, rowFromTask(r.task, r.warnings, row.file, 'backlog', st, t));
+        const still = db.get<TaskRow>(`${READY_SQL} AND t.id = ?`, [row.id]);
+        if (!still) return 'retry';
+      }
+      const token =
+        db.get<{ token: number }>(
+          'INSERT INTO fence (task_id, token) VALUES (?, 1) ON CONFLICT(task_id) DO UPDATE SET token = token + 1 RETURNING token',
+          [row.id],
+        )?.token ?? 0;
+      const attempt = row.attempts + 1;
+      let runId = o.runId ?? newRunId(t);
+      // Four hex digits collide within a busy second; inside the write lock a re-draw is race-free.
+      while (!o.runId && db.get('SELECT 1 AS x FROM runs WHERE id = ?', [runId])) runId = newRunId(t);
+      const dest = destFor('active', basename(src), row.id);
+      try {
+        renameSync(src, dest);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new LostRace();
+        throw e;
+      }
+      // From here on, any failure must put the file back before the transaction rolls back.
+      let pending: PendingTemp | undefined;
+      try {
+        const text = readFileSync(dest, 'utf8');
+        const up = mods.updateTaskText(
+          text,
+          { set: { status: 'active', run_id: runId, attempts: attempt, started_at: isoOf(t) }, unset: ['blocked_reason', 'blocked_at'] },
+          relFile(ws, dest),
+        );
+        if (!up.ok) throw new Error(`cannot update ${row.file}: ${up.message}`);
+        pending = writeTempPending(dest, up.value);
+      } catch (e) {
+        renameSync(dest, src);
+        throw e;
+      }
+      // The fsyncs of the new front matter and of both directories run in the thread pool while
+      // this thread commits the WAL: the kernel folds them into few journal commits. A crash in
+      // between is safe either way: the original text is at `dest` until the synced temp replaces it.
+      const syncs = fsyncAll(pending.fd, [ws.active, ws.backlog]);
+      const expires = t + ctx.leaseMs;
+      db.run('INSERT INTO leases (task_id, token, holder, run_id, expires_ms) VALUES (?, ?, ?, ?, ?)', [
+        row.id,
+        token,
+        o.holder,
+        runId,
+        expires,
+      ]);
+      db.run(
+        'INSERT INTO runs (id, task_id, agent, attempt, token, holder, started_ms) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        [runId, row.id, row.agent, attempt, token, o.holder, t],
+      );
+      db.run(
+        `UPDATE tasks SET folder = 'active', file = ?, status = 'active', attempts = ?, size = ?, mtime_ms = ?, updated_ms = ?
+         WHERE id = ?`,
+        [relFile(ws, dest), attempt, pending.size, pending.mtimeMs, t, row.id],
+      );
+      addEvent(db, t, 'claimed', row.id, runId, { token, holder: o.holder, attempt });
+      return { claim: { taskId: row.id, runId, token, holder: o.holder, attempt, file: dest, leaseExpiresMs: expires }, pending, syncs };
+    });
+  };
+
+  /** complete / block / release: fencing check first, then file content, then the move. */
+  const finish = (
+    mods: TaskModules,
+    claim: Claim,
+    to: 'completed' | 'backlog',
+    outcome: 'completed' | 'blocked' | 'released',
+    update: TaskUpdate,
+    reason: string | null,
+  ): Result<{ file: string }, FencedCode> =>
+    db.immediate(() => {
+      const t = ctx.now();
+      const lease = getLease(db, claim.taskId);
+      if (!lease || lease.token !== claim.token) {
+        return fail(
+          'fenced',
+          `${claim.taskId}: fencing token ${claim.token} is no longer valid (lease ${lease ? `now token ${lease.token}` : 'gone'}); nothing was changed`,
+        );
+      }
+      const row = getRow(db, claim.taskId);
+      const src = row ? absFile(ws, row.file) : claim.file;
+      let text: string;
+      try {
+        text = readFileSync(src, 'utf8');
+      } catch (e) {
+        return fail('task-missing', `${claim.taskId}: cannot read ${src}: ${String(e)}`);
+      }
+      const up = mods.updateTaskText(text, update, row?.file ?? src);
+      if (!up.ok) return fail('render-failed', `${claim.taskId}: ${up.message}`);
+      const dest = destFor(to, basename(src), claim.taskId);
+      // Content first (in place), then the move: a crash between them leaves an active file whose
+      // front matter already says where it goes, and reconcile rolls that forward.
+      const tmp = writeTempSynced(src, up.value);
+      renameSync(tmp, src);
+      renameSync(src, dest);
+      fsyncDir(ws.active);
+      fsyncDir(ws[to]);
+      const st = statSync(dest);
+      const status = outcome === 'completed' ? 'completed' : outcome === 'blocked' ? 'blocked' : null;
+      db.run('DELETE FROM leases WHERE task_id = ?', [claim.taskId]);
+      db.run('UPDATE runs SET outcome = ?, reason = ?, ended_ms = ? WHERE id = ?', [outcome, reason, t, lease.run_id]);
+      db.run('UPDATE tasks SET folder = ?, file = ?, status = ?, size = ?, mtime_ms = ?, updated_ms = ? WHERE id = ?', [
+        to,
+        relFile(ws, dest),
+        status,
+        st.size,
+        st.mtimeMs,
+        t,
+        claim.taskId,
+      ]);
+      addEvent(db, t, outcome, claim.taskId, lease.run_id, reason ? { reason } : {});
+      return ok({ file: dest });
+    });
+
+  const mergeUpdate = (base: TaskUpdate | undefined, set: TaskUpdate['set'], unset: string[]): TaskUpdate => ({
+    ...base,
+    set: { ...base?.set, ...set },
+    unset: [...(base?.unset ?? []), ...unset].filter((k) => !(set && k in set)),
+  });
+
+  return {
+    scan: () => scanFolders(ctx),
+
+    async list(filter = {}) {
+      const s = filter.status;
+      if (s === 'ready') return this.ready();
+      const rows = db.read(() =>
+        s === undefined
+          ? db.all<TaskRow>(`${WITH_LEASE} ORDER BY t.folder, t.prio_rank, t.created_ms, t.id`)
+          : db.all<TaskRow>(`${WITH_LEASE} WHERE t.folder = ? OR t.status = ? ORDER BY t.prio_rank, t.created_ms, t.id`, [s, s]),
+      );
+      return rows.map(toRecord);
+    },
+
+    async get(id) {
+      const r = db.get<TaskRow>(`${WITH_LEASE} WHERE t.id = ?`, [id]);
+      return r ? toRecord(r) : null;
+    },
+
+    async ready() {
+      return db.read(() => db.all<TaskRow>(`${READY_SQL}${READY_ORDER}`)).map(toRecord);
+    },
+
+    async invalid() {
+      return db
+        .all<{ file: string; reason: 'invalid' | 'duplicate'; task_id: string | null; problems: string }>(
+          'SELECT file, reason, task_id, problems FROM invalid_files ORDER BY file',
+        )
+        .map((r) => ({ file: r.file, reason: r.reason, taskId: r.task_id, problems: JSON.parse(r.problems) as Issue[] }));
+    },
+
+    async graphIssues() {
+      const nodes: GraphNode[] = [];
+      db.read(() => {
+        for (const r of db.all<{ id: string; file: string; depends_on: string }>('SELECT id, file, depends_on FROM tasks ORDER BY file'))
+          nodes.push({ id: r.id, file: r.file, dependsOn: JSON.parse(r.depends_on) as string[], path: absFile(ws, r.file) });
+        for (const r of db.all<{ task_id: string; file: string }>(
+          "SELECT task_id, file FROM invalid_files WHERE reason = 'duplicate' AND task_id IS NOT NULL ORDER BY file",
+        ))
+          nodes.push({ id: r.task_id, file: r.file, dependsOn: [], path: absFile(ws, r.file) });
+      });
+      return checkTaskGraph(nodes);
+    },
+
+    async claim(o = {}) {
+      const mods = await ctx.modules();
+      const holder = o.holder ?? defaultHolderId;
+      for (let i = 0; i < 8; i++) {
+        try {
+          const r = claimOnce(mods, { holder, ...(o.id ? { id: o.id } : {}), ...(o.runId ? { runId: o.runId } : {}) });
+          if (r === 'retry') continue;
+          if (r === null) return null;
+          try {
+            await r.syncs;
+            renameSync(r.pending.tmp, r.claim.file);
+          } catch (e) {
+            // Committed but the front matter could not be made durable: the task stays claimed with
+            // its original text; the caller learns of it and the lease expires if it gives up.
+            unlinkQuiet(r.pending.tmp);
+            throw new OpsError('claim-io', `${r.claim.taskId} claimed but its front matter was not updated: ${String(e)}`, { cause: e });
+          } finally {
+            closeQuiet(r.pending.fd);
+          }
+          return r.claim;
+        } catch (e) {
+          if (e instanceof LostRace) return null;
+          throw e;
+        }
+      }
+      return null;
+    },
+
+    async heartbeat(claim) {
+      const expires = ctx.now() + ctx.leaseMs;
+      const n = db.immediate(
+        () => db.run('UPDATE leases SET expires_ms = ? WHERE task_id = ? AND token = ?', [expires, claim.taskId, claim.token]).changes,
+      );
+      if (n === 0) return fail('fenced', `${claim.taskId}: lease with token ${claim.token} is gone; stop working on it`);
+      claim.leaseExpiresMs = expires;
+      return ok({ leaseExpiresMs: expires });
+    },
+
+    async complete(claim, update) {
+      const mods = await ctx.modules();
+      const t = isoOf(ctx.now());
+      return finish(mods, claim, 'completed', 'completed', mergeUpdate(update, { status: 'completed', completed_at: t }, ['blocked_reason', 'blocked_at']), null);
+    },
+
+    async block(claim, reason, update) {
+      const mods = await ctx.modules();
+      const t = isoOf(ctx.now());
+      return finish(mods, claim, 'backlog', 'blocked', mergeUpdate(update, { status: 'blocked', blocked_reason: reason, blocked_at: t }, []), reason);
+    },
+
+    async release(claim, reason) {
+      const mods = await ctx.modules();
+      return finish(mods, claim, 'backlog', 'released', { unset: ['status'] }, reason);
+    },
+
+    reconcile: () => reconcileQueue(ctx),
+  };
+}
