@@ -223,16 +223,6 @@ export interface NewOptions {
   json?: boolean;
 }
 
-export function slugify(title: string): string {
-  const s = title
-    .toLowerCase()
-    .normalize('NFKD')
-    .replace(/[^a-z0-9]+/g, '-')
-    .replace(/^-+|-+$/g, '')
-    .slice(0, 48)
-    .replace(/-+$/, '');
-  return s || 'task';
-}
 
 export async function newTask(io: CliIO, dir: string, opts: NewOptions): Promise<number> {
   const { statSync, writeFileSync } = await import('node:fs');
@@ -266,7 +256,7 @@ export async function newTask(io: CliIO, dir: string, opts: NewOptions): Promise
         steps: opts.step ?? [],
         criteria,
       });
-      const name = `${id}-${slugify(opts.title)}.md`;
+      const name = `${id}-${rows.titleSlug(opts.title)}.md`;
       const rel = `tasks/backlog/${name}`;
       const parsed = parseTask(text, rel);
       if (!parsed.ok) {

@@ -8,7 +8,7 @@ import { main } from '../cli/main.js';
 import type { CliIO } from '../cli/output.js';
 import { renderTable } from '../cli/output.js';
 import { parseSince } from '../cli/audit-actions.js';
-import { slugify } from '../cli/tasks-actions.js';
+import { titleSlug as slugify } from '../../mcp-server/core/queue-rows.js';
 import { EXIT } from '../cli/exit-codes.js';
 
 const temps: string[] = [];

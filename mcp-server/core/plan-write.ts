@@ -7,6 +7,7 @@ import { basename, join } from 'node:path';
 import { fsyncDir, unlinkQuiet, writeTempSynced } from './durable-fs.js';
 import { fail, formatIssue, ok, type Issue, type Result } from './errors.js';
 import { splitPlan } from './plan-import.js';
+import { formatTaskId, titleSlug } from './queue-rows.js';
 import { renderNewTask } from './task-render.js';
 import { parseTask } from './task-parse.js';
 import type { Priority } from './task-types.js';
@@ -89,21 +90,6 @@ function readHead(path: string): string {
   return text.length > ID_SCAN_BYTES ? text.slice(0, ID_SCAN_BYTES) : text;
 }
 
-export function formatPlanTaskId(n: number): string {
-  return `TASK-${String(n).padStart(3, '0')}`;
-}
-
-/** A file-name slug for a title: lower-case words joined by dashes, at most 48 characters. */
-export function titleSlug(title: string): string {
-  const s = title
-    .toLowerCase()
-    .normalize('NFKD')
-    .replace(/[^a-z0-9]+/g, '-')
-    .replace(/^-+|-+$/g, '')
-    .slice(0, 48)
-    .replace(/-+$/, '');
-  return s || 'task';
-}
 
 function readPlan(path: string, name: string): Result<string> {
   let size: number;
@@ -163,7 +149,7 @@ export function importPlan(opts: ImportPlanOptions): Result<ImportResult> {
   const text = readPlan(opts.planPath, name);
   if (!text.ok) return text;
   let n = Math.max(opts.firstNumber ?? 1, highestTaskNumber(opts.workspace) + 1);
-  const split = splitPlan(text.value, name, { nextId: () => formatPlanTaskId(n++) });
+  const split = splitPlan(text.value, name, { nextId: () => formatTaskId(n++) });
   if (!split.ok) return split;
 
   const planned: Array<{ path: string; text: string; info: ImportedTask }> = [];

@@ -174,6 +174,18 @@ export function maxTaskNumber(db: Db): number {
   return r?.m ?? 0;
 }
 
+/** A file-name slug for a title: lower-case words joined by dashes, at most 48 characters. */
+export function titleSlug(title: string): string {
+  const s = title
+    .toLowerCase()
+    .normalize('NFKD')
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 48)
+    .replace(/-+$/, '');
+  return s || 'task';
+}
+
 export function formatTaskId(n: number): string {
   return `TASK-${String(n).padStart(3, '0')}`;
 }
