@@ -15,6 +15,7 @@ import { registerPrompts } from './prompts.js';
 import { registerResources } from './resources.js';
 import { registerCoordTools } from './tools-coord.js';
 import { registerInfraTools } from './tools-infra.js';
+import { registerKnowledgeTools } from './tools-knowledge.js';
 import { memoryClaims, readTaskFile, registerTaskTools, type ClaimRegistry } from './tools-task.js';
 
 export interface ServerIdentity {
@@ -103,6 +104,7 @@ export function createServer(deps: ServerDeps): McpServer {
 
   const knownAgents = (): string[] => [...new Set([...deps.specialists.map((s) => s.name), OBSERVER_NAME, 'person'])];
   registerCoordTools(server, { db: deps.store.db, agent: identity.agent, now: deps.now, knownAgents });
+  registerKnowledgeTools(server, { db: deps.store.db, dbPath: deps.store.path });
 
   const readTaskText = (id: string): { file: string; text: string } | null => {
     const row = deps.store.db.get<{ file: string }>('SELECT file FROM tasks WHERE id = ?', [id]);

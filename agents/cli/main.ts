@@ -14,8 +14,14 @@ import { registerAudit } from './cmd-audit.js';
 import { registerDemo } from './cmd-demo.js';
 import { registerMcp } from './cmd-mcp.js';
 import { registerTokens } from './cmd-tokens.js';
+import { registerKnowledge } from './cmd-knowledge.js';
+import { registerImport } from './cmd-import.js';
+import { registerRun } from './cmd-run.js';
+import { registerApprove } from './cmd-approve.js';
 
-export const VERSION = '0.1.0';
+import { VERSION } from './version.js';
+
+export { VERSION };
 
 export function buildProgram(ctx: CliContext): Command {
   const program = new Command('opscrew');
@@ -35,6 +41,10 @@ export function buildProgram(ctx: CliContext): Command {
   registerDemo(program, ctx);
   registerMcp(program, ctx);
   registerTokens(program, ctx);
+  registerKnowledge(program, ctx);
+  registerImport(program, ctx);
+  registerRun(program, ctx);
+  registerApprove(program, ctx);
   return program;
 }
 
@@ -50,7 +60,8 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
   }
 }
 
-function handleError(e: unknown, io: CliIO): number {
+/** Maps an error thrown by a command to its exit code, printing it (the mcp fast path uses it too). */
+export function handleError(e: unknown, io: CliIO): number {
   if (e instanceof CommanderError) {
     // commander already printed its message (or the help) through configureOutput.
     if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0) return EXIT.OK;

@@ -153,4 +153,73 @@ CREATE TABLE tokens (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'knowledge graph, retrospectives, lessons, full-text search',
+    sql: `
+-- Entities and typed edges, extracted deterministically (core/knowledge-extract.ts).
+CREATE TABLE entities (
+  id    INTEGER PRIMARY KEY,
+  kind  TEXT NOT NULL,                      -- task run agent tool host kube_context namespace compose_project service url_host secret_path file error_signature lesson tag
+  name  TEXT NOT NULL,
+  UNIQUE (kind, name)
+);
+CREATE TABLE edges (
+  id      INTEGER PRIMARY KEY,
+  src     INTEGER NOT NULL,
+  kind    TEXT NOT NULL,                    -- touched used verified_by blocked_by depends_on discovered_from failed_with fixed_by run_of
+  dst     INTEGER NOT NULL,
+  run_id  TEXT,
+  origin  TEXT NOT NULL,                    -- run:ID | task:ID | retro:ID: re-indexing an origin replaces its rows
+  UNIQUE (src, kind, dst, origin)
+);
+CREATE INDEX edges_src ON edges(src, kind);
+CREATE INDEX edges_dst ON edges(dst, kind);
+CREATE INDEX edges_origin ON edges(origin);
+
+CREATE TABLE retrospectives (
+  id          TEXT PRIMARY KEY,             -- file stem: retro-YYYYMMDD-HHMMSS-TASK-ID
+  run_id      TEXT NOT NULL,
+  task_id     TEXT NOT NULL,
+  file        TEXT NOT NULL,                -- workspace-relative
+  outcome     TEXT,
+  created_ms  INTEGER NOT NULL,
+  facts       TEXT NOT NULL,                -- JSON, scrubbed
+  body        TEXT NOT NULL                 -- the markdown, scrubbed
+);
+CREATE INDEX retrospectives_run ON retrospectives(run_id);
+CREATE INDEX retrospectives_task ON retrospectives(task_id, created_ms);
+
+CREATE TABLE lessons (
+  id          INTEGER PRIMARY KEY,
+  run_id      TEXT NOT NULL,
+  task_id     TEXT NOT NULL,
+  retro_id    TEXT,
+  rule        TEXT NOT NULL,                -- fixed-after-failure | policy-refusal | needs-approval | criterion-failed | recovered-across-runs
+  signature   TEXT,                         -- error signature the lesson is about, if any
+  text        TEXT NOT NULL,
+  created_ms  INTEGER NOT NULL
+);
+CREATE INDEX lessons_run ON lessons(run_id);
+CREATE INDEX lessons_sig ON lessons(signature);
+
+-- One row per searchable document; kfts.rowid = kdocs.id (deletes go by rowid, never by scan).
+CREATE TABLE kdocs (
+  id       INTEGER PRIMARY KEY,
+  kind     TEXT NOT NULL,                   -- retro | lesson | task | observation
+  ref      TEXT NOT NULL,                   -- retro id, lesson id, task id, observation key
+  task_id  TEXT,
+  run_id   TEXT,
+  file     TEXT,
+  origin   TEXT NOT NULL,
+  ts_ms    INTEGER NOT NULL,
+  UNIQUE (kind, ref)
+);
+CREATE INDEX kdocs_origin ON kdocs(origin);
+-- kind is a column so a search can be narrowed to one kind inside MATCH (no post-filtering).
+CREATE VIRTUAL TABLE kfts USING fts5(kind, title, body, tokenize = 'porter unicode61', prefix = '2 3');
+-- Terms of the index: a prefix longer than the prefix index (3) is expanded to at most a few terms.
+CREATE VIRTUAL TABLE kfts_vocab USING fts5vocab(kfts, 'row');
+`,
+  },
 ];

@@ -27,6 +27,10 @@ export interface Db {
   immediate<T>(fn: () => T): T;
   /** Read-only snapshot: BEGIN DEFERRED ... COMMIT. */
   read<T>(fn: () => T): T;
+  /** Rows one at a time, so a caller can stop early (row and time limits); throws on a statement that returns no rows. */
+  iterate<T = Record<string, unknown>>(sql: string, params?: SqlParams): IterableIterator<T>;
+  /** Compiles one statement (a string holding several throws) and says whether it only reads. */
+  statementInfo(sql: string): { readonly: boolean; returnsRows: boolean };
 }
 
 export interface Store {
@@ -138,6 +142,11 @@ function wrap(raw: Database.Database): Db {
     },
     immediate: (fn) => tx('BEGIN IMMEDIATE', fn),
     read: (fn) => tx('BEGIN DEFERRED', fn),
+    iterate: <T>(sql: string, params?: SqlParams) => stmt(sql).iterate(...bind(params)) as IterableIterator<T>,
+    statementInfo: (sql) => {
+      const s = stmt(sql);
+      return { readonly: s.readonly, returnsRows: s.reader };
+    },
   };
 }
 

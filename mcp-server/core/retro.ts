@@ -1,0 +1,354 @@
+// The deterministic retrospective (the `retrospective-agent` role under the runbook brain).
+// Facts come only from store rows (runs, events, tool_calls, verifications) and the task; the
+// renderer writes a Facts section that a Claude-narrated retro would contain unchanged, plus an
+// optional narrative. Every text is scrubbed of known secret values before it is stored or written.
+import { join, relative } from 'node:path';
+import { writeFileDurable } from './durable-fs.js';
+import { clearOrigin, errorSignature, fixedWithinRun, indexRun, indexTask, putDoc } from './knowledge-extract.js';
+import { lessonsFor } from './knowledge.js';
+import type { Db } from './store.js';
+import type { Task } from './task-types.js';
+import type { ToolEnv } from '../../tools/types.js';
+
+export interface RetroStep {
+  seq: number;
+  atMs: number;
+  agent: string;
+  command: string;
+  decision: string;
+  rule: string;
+  exitCode: number | null;
+  durationMs: number | null;
+  signature: string | null;
+}
+
+export interface RetroCriterion {
+  criterion: string;
+  outcome: string;
+  met: boolean;
+  evidence: string;
+}
+
+export interface RetroLesson {
+  rule: 'fixed-after-failure' | 'recovered-across-runs' | 'policy-refusal' | 'needs-approval' | 'criterion-failed';
+  signature: string | null;
+  text: string;
+}
+
+export interface RetroFacts {
+  runId: string;
+  taskId: string;
+  title: string;
+  agent: string | null;
+  attempt: number;
+  outcome: string;
+  reason: string | null;
+  startedMs: number;
+  endedMs: number | null;
+  durationMs: number | null;
+  timeline: Array<{ atMs: number; event: string }>;
+  steps: RetroStep[];
+  criteria: { met: number; total: number; items: RetroCriterion[] };
+  failures: Array<{ signature: string; count: number; steps: number[] }>;
+  outOfScope: string[];
+  followUps: string[];
+  lessons: RetroLesson[];
+  related: Array<{ runId: string; taskId: string; retroId: string | null; lesson: string; applied: 'recurred' | 'avoided' | 'unknown' }>;
+}
+
+interface RunRow {
+  id: string;
+  task_id: string;
+  agent: string | null;
+  attempt: number;
+  outcome: string | null;
+  reason: string | null;
+  started_ms: number;
+  ended_ms: number | null;
+}
+
+interface CallRow {
+  seq: number;
+  ts_ms: number;
+  agent: string;
+  tool: string | null;
+  verb: string | null;
+  canonical: string;
+  decision: string;
+  rule: string;
+  exit_code: number | null;
+  duration_ms: number | null;
+  stdout: string | null;
+  stderr: string | null;
+}
+
+const met = (outcome: string): boolean => outcome === 'verified' || outcome === 'na';
+
+function evidenceText(json: string): string {
+  try {
+    const cmds = JSON.parse(json) as Array<{ command?: string; exitCode?: number | null; passed?: boolean; reason?: string; excerpt?: string }>;
+    return cmds
+      .map((c) => `\`${c.command ?? ''}\` → ${c.passed ? 'passed' : 'failed'}${c.exitCode != null ? ` (exit ${c.exitCode})` : ''}${c.reason ? `: ${c.reason}` : ''}`)
+      .join('; ');
+  } catch {
+    return json.slice(0, 300);
+  }
+}
+
+/** Builds the facts of one run from the store. Null for an unknown run. */
+export function buildRetroFacts(db: Db, runId: string, task?: Task | null, options: { env?: ToolEnv } = {}): RetroFacts | null {
+  const run = db.get<RunRow>('SELECT id, task_id, agent, attempt, outcome, reason, started_ms, ended_ms FROM runs WHERE id = ?', [runId]);
+  if (!run) return null;
+  const title = db.get<{ title: string }>('SELECT title FROM tasks WHERE id = ?', [run.task_id])?.title ?? task?.title ?? run.task_id;
+  const calls = db.all<CallRow>('SELECT * FROM tool_calls WHERE run_id = ? ORDER BY seq', [runId]);
+  const steps: RetroStep[] = calls.map((c) => ({
+    seq: c.seq,
+    atMs: c.ts_ms,
+    agent: c.agent,
+    command: c.canonical,
+    decision: c.decision,
+    rule: c.rule,
+    exitCode: c.exit_code,
+    durationMs: c.duration_ms,
+    signature: errorSignature({ tool: c.tool, verb: c.verb, decision: c.decision, rule: c.rule, exitCode: c.exit_code, stdout: c.stdout, stderr: c.stderr }),
+  }));
+  const events = db.all<{ ts_ms: number; kind: string; data: string }>('SELECT ts_ms, kind, data FROM events WHERE run_id = ? ORDER BY seq', [runId]);
+  const timeline = events.map((e) => ({ atMs: e.ts_ms, event: e.kind === 'note' ? `note: ${noteOf(e.data)}` : e.kind + reasonOf(e.data) }));
+  const verifs = db.all<{ criterion: string; outcome: string; evidence: string }>('SELECT criterion, outcome, evidence FROM verifications WHERE run_id = ? ORDER BY id', [runId]);
+  const items = verifs.map((v) => ({ criterion: v.criterion, outcome: v.outcome, met: met(v.outcome), evidence: evidenceText(v.evidence) }));
+  const failures: RetroFacts['failures'] = [];
+  for (const s of steps) {
+    if (!s.signature) continue;
+    const f = failures.find((x) => x.signature === s.signature);
+    if (f) {
+      f.count++;
+      f.steps.push(s.seq);
+    } else failures.push({ signature: s.signature, count: 1, steps: [s.seq] });
+  }
+  const followUps = db
+    .all<{ name: string }>(
+      `SELECT s.name FROM entities d JOIN edges e ON e.dst = d.id AND e.kind = 'discovered_from' JOIN entities s ON s.id = e.src
+        WHERE d.kind = 'task' AND d.name = ? ORDER BY s.name`,
+      [run.task_id],
+    )
+    .map((r) => r.name);
+  const lessons = deriveLessons(db, run, calls, items);
+  const outcome = run.outcome ?? 'running';
+  const related: RetroFacts['related'] = [];
+  const rel = lessonsFor(db, task ?? run.task_id, { excludeRunId: runId, limit: 5, ...(options.env ? { env: options.env } : {}) });
+  const mySigs = new Set(failures.map((f) => f.signature));
+  for (const l of rel.lessons) {
+    const applied: 'recurred' | 'avoided' | 'unknown' = l.signature === null ? 'unknown' : mySigs.has(l.signature) ? 'recurred' : outcome === 'completed' ? 'avoided' : 'unknown';
+    related.push({ runId: l.runId, taskId: l.taskId, retroId: l.retroId, lesson: l.text, applied });
+  }
+  return {
+    runId,
+    taskId: run.task_id,
+    title,
+    agent: run.agent,
+    attempt: run.attempt,
+    outcome,
+    reason: run.reason,
+    startedMs: run.started_ms,
+    endedMs: run.ended_ms,
+    durationMs: run.ended_ms !== null ? run.ended_ms - run.started_ms : null,
+    timeline,
+    steps,
+    criteria: { met: items.filter((i) => i.met).length, total: items.length, items },
+    failures,
+    outOfScope: task?.outOfScope ?? [],
+    followUps,
+    lessons,
+    related,
+  };
+}
+
+function noteOf(data: string): string {
+  try {
+    const v = JSON.parse(data) as { note?: unknown };
+    return typeof v.note === 'string' ? v.note.slice(0, 300) : '';
+  } catch {
+    return '';
+  }
+}
+
+function reasonOf(data: string): string {
+  try {
+    const v = JSON.parse(data) as { reason?: unknown };
+    return typeof v.reason === 'string' ? `: ${v.reason.slice(0, 300)}` : '';
+  } catch {
+    return '';
+  }
+}
+
+/** The deterministic lesson rules. */
+function deriveLessons(db: Db, run: RunRow, calls: readonly CallRow[], criteria: readonly RetroCriterion[]): RetroLesson[] {
+  const out: RetroLesson[] = [];
+  const fixed = new Set(fixedWithinRun(calls));
+  const seen = new Set<string>();
+  calls.forEach((c, i) => {
+    const sig = errorSignature({ tool: c.tool, verb: c.verb, decision: c.decision, rule: c.rule, exitCode: c.exit_code, stdout: c.stdout, stderr: c.stderr });
+    if (!sig || seen.has(sig)) return;
+    seen.add(sig);
+    if (c.decision === 'deny') {
+      out.push({ rule: 'policy-refusal', signature: sig, text: `\`${c.canonical}\` was refused by policy rule ${c.rule}; plan this step within the specialist's scope or change the task.` });
+    } else if (c.decision === 'needs-approval') {
+      out.push({ rule: 'needs-approval', signature: sig, text: `\`${c.canonical}\` needs approval under rule ${c.rule}; list it under \`approve:\` in the task or approve it before the run.` });
+    } else if (fixed.has(sig)) {
+      const fix = calls.slice(i + 1).find((d) => d.tool === c.tool && d.verb === c.verb && d.decision === 'allow' && d.exit_code === 0);
+      out.push({ rule: 'fixed-after-failure', signature: sig, text: `\`${c.canonical}\` failed with "${sig}"; \`${fix?.canonical ?? ''}\` then succeeded.` });
+    }
+  });
+  if (run.outcome === 'completed') {
+    const prev = db.all<{ id: string; canonical: string; tool: string | null; verb: string | null; decision: string; rule: string; exit_code: number | null; stdout: string | null; stderr: string | null }>(
+      `SELECT r.id, c.canonical, c.tool, c.verb, c.decision, c.rule, c.exit_code, c.stdout, c.stderr FROM runs r JOIN tool_calls c ON c.run_id = r.id
+        WHERE r.task_id = ? AND r.id <> ? AND r.started_ms <= ? AND r.outcome IN ('blocked', 'failed', 'released', 'lost') ORDER BY c.seq`,
+      [run.task_id, run.id, run.started_ms],
+    );
+    const mine = new Set(calls.map((c) => errorSignature({ tool: c.tool, verb: c.verb, decision: c.decision, rule: c.rule, exitCode: c.exit_code, stdout: c.stdout, stderr: c.stderr })).filter((s) => s !== null));
+    for (const p of prev) {
+      const sig = errorSignature({ tool: p.tool, verb: p.verb, decision: p.decision, rule: p.rule, exitCode: p.exit_code, stdout: p.stdout, stderr: p.stderr });
+      if (!sig || mine.has(sig) || seen.has(sig)) continue;
+      seen.add(sig);
+      out.push({ rule: 'recovered-across-runs', signature: sig, text: `Run ${p.id} failed with "${sig}"; run ${run.id} completed without it.` });
+    }
+  }
+  for (const c of criteria) {
+    if (!c.met && c.outcome === 'failed') out.push({ rule: 'criterion-failed', signature: null, text: `Acceptance criterion "${c.criterion}" failed: ${c.evidence || 'no evidence'}.` });
+  }
+  return out;
+}
+
+function iso(ms: number | null): string {
+  return ms === null ? '-' : new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+function oneLine(s: string): string {
+  return s.replace(/[\r\n]+/g, ' ').replace(/\|/g, '\\|');
+}
+
+/** Markdown: title, Facts (identical under any brain), optional Narrative. */
+export function renderRetro(facts: RetroFacts, narrative?: string): string {
+  const f = facts;
+  const L: string[] = [];
+  L.push(`# Retrospective: ${f.taskId} — ${f.title}`, '');
+  L.push('## Facts', '');
+  L.push(`- Outcome: **${f.outcome}**${f.reason ? ` (${f.reason})` : ''}`);
+  L.push(`- Run: ${f.runId} (attempt ${f.attempt}, agent ${f.agent ?? '-'})`);
+  L.push(`- Started: ${iso(f.startedMs)}; ended: ${iso(f.endedMs)}; duration: ${f.durationMs === null ? '-' : `${f.durationMs} ms`}`);
+  L.push(`- Acceptance criteria met: ${f.criteria.met} of ${f.criteria.total}`, '');
+  L.push('### Timeline', '');
+  for (const t of f.timeline) L.push(`- ${iso(t.atMs)} ${t.event}`);
+  if (f.timeline.length === 0) L.push('- (no events)');
+  L.push('', '### Steps', '');
+  if (f.steps.length === 0) L.push('(no tool calls)');
+  else {
+    L.push('| # | command | decision | exit | duration | signature |', '|---|---|---|---|---|---|');
+    for (const s of f.steps) {
+      L.push(`| ${s.seq} | \`${oneLine(s.command)}\` | ${s.decision}${s.decision === 'allow' ? '' : ` (${s.rule})`} | ${s.exitCode ?? '-'} | ${s.durationMs === null ? '-' : `${s.durationMs} ms`} | ${s.signature ? oneLine(s.signature) : ''} |`);
+    }
+  }
+  L.push('', '### Acceptance criteria', '');
+  for (const c of f.criteria.items) L.push(`- [${c.met ? 'x' : ' '}] ${c.criterion} — ${c.outcome}${c.evidence ? `: ${c.evidence}` : ''}`);
+  if (f.criteria.items.length === 0) L.push('- (not verified in this run)');
+  L.push('', '### Failures', '');
+  for (const x of f.failures) L.push(`- \`${x.signature}\` × ${x.count} (steps ${x.steps.join(', ')})`);
+  if (f.failures.length === 0) L.push('- none');
+  L.push('', '### Scoped out', '');
+  for (const o of f.outOfScope) L.push(`- ${o}`);
+  if (f.outOfScope.length === 0) L.push('- nothing stated');
+  L.push('', '### Follow-ups filed', '');
+  for (const t of f.followUps) L.push(`- ${t}`);
+  if (f.followUps.length === 0) L.push('- none');
+  L.push('', '### Lessons', '');
+  for (const l of f.lessons) L.push(`- (${l.rule}) ${l.text}`);
+  if (f.lessons.length === 0) L.push('- none');
+  L.push('', '### Related past runs', '');
+  for (const r of f.related) L.push(`- ${r.taskId} ${r.runId}${r.retroId ? ` (${r.retroId})` : ''}: ${r.lesson} — ${r.applied}`);
+  if (f.related.length === 0) L.push('- none');
+  if (narrative && narrative.trim() !== '') L.push('', '## Narrative', '', narrative.trim());
+  return `${L.join('\n')}\n`;
+}
+
+function stamp(ms: number): string {
+  return new Date(ms).toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+}
+
+export interface RecordDeps {
+  db: Db;
+  /** Workspace root (for relative file names) and its retrospectives folder. */
+  root: string;
+  retrospectivesDir: string;
+  now: () => number;
+  /** The secret broker's scrub: applied to everything written. */
+  scrub?: (text: string) => string;
+  env?: ToolEnv;
+}
+
+export interface RecordInput {
+  runId: string;
+  /** The parsed task, when the caller has it: indexes its file and gives Out of Scope. */
+  task?: Task | null;
+  /** Optional narrative (Claude brain); the facts are the same either way. */
+  narrative?: string;
+}
+
+export interface RecordOutput {
+  retroId: string;
+  /** Absolute path of the written retrospective. */
+  retroFile: string;
+  facts: RetroFacts;
+}
+
+/**
+ * After a run ends: index the task and the run, write the retrospective file (durably) and its
+ * row, lessons and search documents. Idempotent per run: a second call replaces the first's rows
+ * (the file name keeps the first call's time).
+ */
+export function recordRunKnowledge(deps: RecordDeps, input: RecordInput): RecordOutput | null {
+  const scrub = deps.scrub ?? ((s: string) => s);
+  const x = { scrub, ...(deps.env ? { env: deps.env } : {}) };
+  if (input.task) indexTask(deps.db, input.task, { ...x, nowMs: deps.now() });
+  if (!indexRun(deps.db, input.runId, x)) return null;
+  const facts = buildRetroFacts(deps.db, input.runId, input.task ?? null, deps.env ? { env: deps.env } : {});
+  if (!facts) return null;
+  const prior = deps.db.get<{ id: string; created_ms: number }>('SELECT id, created_ms FROM retrospectives WHERE run_id = ?', [input.runId]);
+  const created = prior?.created_ms ?? facts.endedMs ?? deps.now();
+  const retroId = prior?.id ?? `retro-${stamp(created)}-${facts.taskId}`.replace(/[^A-Za-z0-9._-]/g, '_');
+  const body = scrub(renderRetro(facts, input.narrative));
+  const abs = join(deps.retrospectivesDir, `${retroId}.md`);
+  const file = relative(deps.root, abs);
+  writeFileDurable(abs, body);
+  const origin = `retro:${retroId}`;
+  deps.db.immediate(() => {
+    clearOrigin(deps.db, origin);
+    deps.db.run('DELETE FROM lessons WHERE run_id = ?', [input.runId]);
+    deps.db.run(
+      `INSERT INTO retrospectives (id, run_id, task_id, file, outcome, created_ms, facts, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(id) DO UPDATE SET outcome = excluded.outcome, facts = excluded.facts, body = excluded.body, file = excluded.file`,
+      [retroId, input.runId, facts.taskId, file, facts.outcome, created, scrub(JSON.stringify(facts)), body],
+    );
+    putDoc(deps.db, { kind: 'retro', ref: retroId, taskId: facts.taskId, runId: input.runId, file, origin, tsMs: created, title: scrub(`${facts.taskId} ${facts.title} ${facts.outcome}`), body });
+    for (const l of facts.lessons) {
+      const text = scrub(l.text);
+      const r = deps.db.run('INSERT INTO lessons (run_id, task_id, retro_id, rule, signature, text, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)', [
+        input.runId,
+        facts.taskId,
+        retroId,
+        l.rule,
+        l.signature === null ? null : scrub(l.signature),
+        text,
+        created,
+      ]);
+      const lid = Number(r.lastInsertRowid);
+      putDoc(deps.db, { kind: 'lesson', ref: String(lid), taskId: facts.taskId, runId: input.runId, file, origin, tsMs: created, title: `${facts.taskId} lesson (${l.rule})`, body: text });
+      deps.db.run('INSERT OR IGNORE INTO entities (kind, name) VALUES (?, ?)', ['lesson', String(lid)]);
+      const lessonEnt = deps.db.get<{ id: number }>("SELECT id FROM entities WHERE kind = 'lesson' AND name = ?", [String(lid)]);
+      const runEnt = deps.db.get<{ id: number }>("SELECT id FROM entities WHERE kind = 'run' AND name = ?", [input.runId]);
+      if (lessonEnt && runEnt) {
+        deps.db.run('INSERT OR IGNORE INTO edges (src, kind, dst, run_id, origin) VALUES (?, ?, ?, ?, ?)', [lessonEnt.id, 'discovered_from', runEnt.id, input.runId, origin]);
+      }
+    }
+  });
+  return { retroId, retroFile: abs, facts };
+}
