@@ -314,7 +314,14 @@ export function recordRunKnowledge(deps: RecordDeps, input: RecordInput): Record
   if (!facts) return null;
   const prior = deps.db.get<{ id: string; created_ms: number }>('SELECT id, created_ms FROM retrospectives WHERE run_id = ?', [input.runId]);
   const created = prior?.created_ms ?? facts.endedMs ?? deps.now();
-  const retroId = prior?.id ?? `retro-${stamp(created)}-${facts.taskId}`.replace(/[^A-Za-z0-9._-]/g, '_');
+  let retroId = prior?.id;
+  if (!retroId) {
+    // Two runs of one task can end within the same second (a fast retry): never let the second
+    // overwrite the first's retrospective.
+    const baseId = `retro-${stamp(created)}-${facts.taskId}`.replace(/[^A-Za-z0-9._-]/g, '_');
+    retroId = baseId;
+    for (let n = 2; deps.db.get('SELECT 1 AS x FROM retrospectives WHERE id = ?', [retroId]); n++) retroId = `${baseId}-${n}`;
+  }
   const body = scrub(renderRetro(facts, input.narrative));
   const abs = join(deps.retrospectivesDir, `${retroId}.md`);
   const file = relative(deps.root, abs);
