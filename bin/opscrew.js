@@ -1,8 +1,21 @@
 #!/usr/bin/env node
 // Entry point: wires the compiled CLI. Build first (`npm run build`).
-import { main } from '../dist/agents/cli/main.js';
+// MCP clients start `opscrew mcp` for every session, so a plain `mcp` invocation is served
+// without loading commander and the other commands (cold start); anything else, `mcp --help`
+// included, goes through the full CLI.
+const argv = process.argv.slice(2);
 
-main(process.argv.slice(2)).then(
+async function run() {
+  if (argv.includes('mcp')) {
+    const { mcpFastPath } = await import('../dist/agents/cli/cmd-mcp.js');
+    const code = await mcpFastPath(argv);
+    if (code !== null) return code;
+  }
+  const { main } = await import('../dist/agents/cli/main.js');
+  return main(argv);
+}
+
+run().then(
   (code) => {
     process.exitCode = code;
   },

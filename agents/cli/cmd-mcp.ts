@@ -1,9 +1,12 @@
 // `opscrew mcp`: the MCP server over stdio (default) or Streamable HTTP (`--http HOST:PORT`).
 // In stdio mode stdout belongs to the protocol: everything else goes to stderr.
+// MCP clients start a server per session, so `opscrew mcp` has a fast path (`mcpFastPath`, used
+// by bin/opscrew.js) that reads its own options and never loads commander or the other commands.
 import type { Command } from 'commander';
-import { CliError, workspaceDir, type CliContext } from './context.js';
+import { CliError, workspaceDir, workspaceDirFrom, type CliContext } from './context.js';
 import { EXIT } from './exit-codes.js';
-import type { CliIO } from './output.js';
+import { processIO, type CliIO } from './output.js';
+import { VERSION } from './version.js';
 
 export interface McpOptions {
   http?: string;
@@ -30,10 +33,89 @@ export function registerMcp(program: Command, ctx: CliContext): void {
     });
 }
 
+/** `opscrew mcp`'s options that take a value (and the global `-w, --workspace`), by flag. */
+const VALUE_FLAGS: Readonly<Record<string, 'http' | 'agent' | 'rateLimit' | 'allowedHost' | 'workspace'>> = {
+  '--http': 'http',
+  '--agent': 'agent',
+  '--rate-limit': 'rateLimit',
+  '--allowed-host': 'allowedHost',
+  '--workspace': 'workspace',
+  '-w': 'workspace',
+};
+
+export interface McpArgv {
+  workspace?: string;
+  opts: McpOptions;
+}
+
+/**
+ * `opscrew [-w DIR] mcp [options]` read without commander, giving the options commander would
+ * (`auth` true unless --no-auth, `rateLimit` '600' by default). Only a plain, well-formed
+ * invocation is read: anything else (help, version, an unknown option, a missing or dash-leading
+ * value, `--flag=` on a boolean, a second positional) gives null and goes through the full CLI,
+ * which prints its usual messages.
+ */
+export function parseMcpArgv(argv: readonly string[]): McpArgv | null {
+  const opts: McpOptions = { auth: true, rateLimit: '600' };
+  let workspace: string | undefined;
+  let sawMcp = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === 'mcp' && !sawMcp) {
+      sawMcp = true;
+      continue;
+    }
+    if (!a.startsWith('--') && a !== '-w') return null;
+    const eq = a.startsWith('--') ? a.indexOf('=') : -1;
+    const name = eq > 0 ? a.slice(0, eq) : a;
+    if (name === '--allow-remote' || name === '--no-auth') {
+      if (!sawMcp || eq > 0) return null;
+      if (name === '--allow-remote') opts.allowRemote = true;
+      else opts.auth = false;
+      continue;
+    }
+    const key = VALUE_FLAGS[name];
+    // The subcommand's options only after `mcp`; the global workspace option anywhere.
+    if (key === undefined || (key !== 'workspace' && !sawMcp)) return null;
+    const value = eq > 0 ? a.slice(eq + 1) : argv[++i];
+    if (value === undefined || value === '' || value.startsWith('-')) return null;
+    if (key === 'workspace') workspace = value;
+    else if (key === 'allowedHost') opts.allowedHost = [...(opts.allowedHost ?? []), value];
+    else opts[key] = value;
+  }
+  return sawMcp ? { ...(workspace !== undefined ? { workspace } : {}), opts } : null;
+}
+
+/**
+ * Runs `opscrew mcp` when argv is a plain mcp invocation (see parseMcpArgv) and returns its exit
+ * code, or null to let the full CLI handle argv. Errors map to exit codes exactly as in main.
+ */
+export async function mcpFastPath(argv: readonly string[], io: CliIO = processIO()): Promise<number | null> {
+  const parsed = parseMcpArgv(argv);
+  if (parsed === null) return null;
+  try {
+    return await runMcp(io, workspaceDirFrom(io, parsed.workspace), parsed.opts);
+  } catch (e) {
+    const { handleError } = await import('./main.js');
+    return handleError(e, io);
+  }
+}
+
 export async function runMcp(io: CliIO, dir: string, opts: McpOptions): Promise<number> {
   const log = (line: string): void => io.err(`${line}\n`);
   const noAuth = opts.auth === false || opts.noAuth === true;
   if (noAuth && opts.http === undefined) throw new CliError(EXIT.USAGE, '--no-auth only applies to --http (stdio has no authentication: the launching process chooses --agent)');
+  // The server's modules are requested now, with the config's: the loader overlaps their file
+  // reads with the config work (cold start). Importing them does no work (definitions only).
+  const serverModules = Promise.all([
+    import('node:path'),
+    import('../../mcp-server/core/store.js'),
+    import('../../mcp-server/core/queue.js'),
+    import('../../mcp-server/core/specialists.js'),
+    import('../../tools/secret-broker.js'),
+    import('../../mcp-server/server.js'),
+  ]);
+  serverModules.catch(() => undefined); // awaited below; a workspace error first must not leave it unhandled
   const [{ requireWorkspace }, { requireConfig }, { packageRoot }] = await Promise.all([
     import('./tasks-actions.js'),
     import('./lint-context.js'),
@@ -41,15 +123,7 @@ export async function runMcp(io: CliIO, dir: string, opts: McpOptions): Promise<
   ]);
   const ws = requireWorkspace(dir);
   const config = await requireConfig(ws, io);
-  const [{ join }, { openStore }, { createFolderQueue }, { loadSpecialists, OBSERVER_NAME }, { createSecretBroker }, server, { VERSION }] = await Promise.all([
-    import('node:path'),
-    import('../../mcp-server/core/store.js'),
-    import('../../mcp-server/core/queue.js'),
-    import('../../mcp-server/core/specialists.js'),
-    import('../../tools/secret-broker.js'),
-    import('../../mcp-server/server.js'),
-    import('./main.js'),
-  ]);
+  const [{ join }, { openStore }, { createFolderQueue }, { loadSpecialists, OBSERVER_NAME }, { createSecretBroker }, server] = await serverModules;
   const loaded = loadSpecialists(join(packageRoot(), 'agents', 'specialists'));
   if (!loaded.ok) throw new CliError(EXIT.CONFIG, `cannot load the specialist profiles: ${loaded.message}`);
   const specialists = loaded.value;

@@ -32,7 +32,12 @@ export function globals(cmd: Command): GlobalOptions {
 
 /** `--workspace DIR`, else `OPSCREW_WORKSPACE`, else the current directory; always absolute. */
 export function workspaceDir(io: CliIO, cmd: Command, explicit?: string): string {
-  const raw = explicit ?? globals(cmd).workspace ?? nonEmpty(io.env.OPSCREW_WORKSPACE) ?? io.cwd;
+  return workspaceDirFrom(io, explicit ?? globals(cmd).workspace);
+}
+
+/** The same rule from an already-read `--workspace` value (the `opscrew mcp` fast path has no commander). */
+export function workspaceDirFrom(io: CliIO, given: string | undefined): string {
+  const raw = given ?? nonEmpty(io.env.OPSCREW_WORKSPACE) ?? io.cwd;
   return isAbsolute(raw) ? resolve(raw) : resolve(io.cwd, raw);
 }
 

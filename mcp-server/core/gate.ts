@@ -2,11 +2,10 @@
 // runs a command line: parse → decide → approvals → execute → scrub → ONE audit row per call (denied too).
 // Expected outcomes (refusals, approvals needed, failing commands) are data in GateResult.
 import { parseCommandLine } from '../../tools/parse-command.js';
-import { runToolCall } from '../../tools/run-call.js';
 import { scrubForms } from '../../tools/secret-broker.js';
 import type { ExecOutcome, SecretBroker, Spawner, ToolCall, ToolContext, ToolEnv } from '../../tools/types.js';
 import { consumeApproval, listApprovals, requestApproval } from './approvals.js';
-import { recordCall } from './audit.js';
+import { recordCall, type AuditInput, type RecordOptions } from './audit.js';
 import { toToolEnv, type Config, type Mode } from './config.js';
 import { decide, effectiveClass, type ApprovalView, type Decision } from './policy.js';
 import type { AgentScope } from './scope.js';
@@ -99,6 +98,57 @@ function parseFailureDecision(code: 'unparseable' | 'refused', message: string):
   return { verdict: 'deny', rule: `parse.${code}`, reason: message };
 }
 
+interface PendingAudit {
+  row: AuditInput;
+  options: RecordOptions;
+  done: (seq: number) => void;
+  fail: (e: unknown) => void;
+}
+
+/** Rows of executed calls waiting for the next group commit, per database (module state: a write queue only). */
+const pendingAudit = new WeakMap<Db, PendingAudit[]>();
+
+/**
+ * Appends the audit row of an executed call with a group commit: rows queued in the same turn of
+ * the event loop go into ONE transaction, so calls finishing together share one synchronous=FULL
+ * fsync (milliseconds on a busy disk, and it blocks the event loop). The promise settles only
+ * after the row is committed: no call is reported before its audit row is durable.
+ */
+function recordDurably(db: Db, row: AuditInput, options: RecordOptions): Promise<number> {
+  return new Promise((done, fail) => {
+    let queue = pendingAudit.get(db);
+    if (!queue) {
+      queue = [];
+      pendingAudit.set(db, queue);
+      setImmediate(() => flushAudit(db));
+    }
+    queue.push({ row, options, done, fail });
+  });
+}
+
+function flushAudit(db: Db): void {
+  const batch = pendingAudit.get(db) ?? [];
+  pendingAudit.delete(db);
+  let seqs: number[] | undefined;
+  try {
+    seqs = db.immediate(() => batch.map((p) => recordCall(db, p.row, p.options)));
+  } catch {
+    seqs = undefined;
+  }
+  if (seqs) {
+    batch.forEach((p, i) => p.done(seqs[i]!));
+    return;
+  }
+  // The batch was rolled back: each row on its own, so one bad row fails only its own call.
+  for (const p of batch) {
+    try {
+      p.done(recordCall(db, p.row, p.options));
+    } catch (e) {
+      p.fail(e);
+    }
+  }
+}
+
 /** Approvals the policy may use for this call: same task (or none), same canonical command. */
 function approvalsFor(db: Db, call: ToolCall, taskId: string | undefined): ApprovalView[] {
   return listApprovals(db, { state: 'approved', taskId: taskId ?? null, canonical: call.canonical, limit: 50 });
@@ -134,12 +184,11 @@ export async function runLine(deps: GateDeps, input: LineInput): Promise<GateRes
   const { db, config } = deps;
   const toolEnv = toToolEnv(config, deps.env);
   const scrub = makeScrubber(deps.broker, toolEnv);
-  const audit = (row: Omit<Parameters<typeof recordCall>[1], 'tsMs' | 'agent' | 'taskId' | 'runId'>): number =>
-    recordCall(
-      db,
-      { tsMs: deps.now(), agent: input.agent, taskId: input.taskId ?? null, runId: input.runId ?? null, ...row },
-      { scrub, excerptChars: config.audit_excerpt },
-    );
+  type Row = Omit<AuditInput, 'tsMs' | 'agent' | 'taskId' | 'runId'>;
+  const full = (row: Row): AuditInput => ({ tsMs: deps.now(), agent: input.agent, taskId: input.taskId ?? null, runId: input.runId ?? null, ...row });
+  const recordOptions: RecordOptions = { scrub, excerptChars: config.audit_excerpt };
+  const audit = (row: Row): number => recordCall(db, full(row), recordOptions);
+  const auditDurably = (row: Row): Promise<number> => recordDurably(db, full(row), recordOptions);
 
   const parsed = parseCommandLine(input.line, { vars: input.vars ?? {}, env: toolEnv });
   if (!parsed.ok) {
@@ -203,6 +252,10 @@ export async function runLine(deps: GateDeps, input: LineInput): Promise<GateRes
   let outcome: ExecOutcome;
   let execError: GateResult['execError'];
   try {
+    // Loaded on the first executed call, not at import: run-call pulls in execa and the
+    // in-process clients, which a server that only lists tools or refuses never needs
+    // (this is most of `opscrew mcp`'s cold start). Node caches the module after that.
+    const { runToolCall } = await import('../../tools/run-call.js');
     outcome = await runToolCall(call, ctx);
     if (outcome.refused) execError = { code: outcome.refused.code, message: scrub(outcome.refused.message) };
   } catch (e) {
@@ -214,11 +267,13 @@ export async function runLine(deps: GateDeps, input: LineInput): Promise<GateRes
   }
   outcome = scrubOutcome(outcome, scrub);
 
-  // Recorded extra steps (server-side dry run, `compose config`) get their own rows, before the call's.
-  for (const pre of outcome.preSteps ?? []) {
-    audit({ tool: call.tool, verb: call.verb, canonical: pre.canonical, class: 'read', decision: 'allow', rule: 'pre-step', exitCode: pre.exitCode, stdout: pre.excerpt });
-  }
-  const auditSeq = audit({
+  // Recorded extra steps (server-side dry run, `compose config`) get their own rows, before the call's
+  // (queued in order, committed together with it).
+  const preRows = (outcome.preSteps ?? []).map((pre) =>
+    auditDurably({ tool: call.tool, verb: call.verb, canonical: pre.canonical, class: 'read', decision: 'allow', rule: 'pre-step', exitCode: pre.exitCode, stdout: pre.excerpt }),
+  );
+  for (const p of preRows) p.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
+  const auditSeq = await auditDurably({
     ...base,
     decision: 'allow',
     rule: decision.rule,
@@ -228,6 +283,7 @@ export async function runLine(deps: GateDeps, input: LineInput): Promise<GateRes
     stdout: outcome.stdout,
     stderr: outcome.stderr,
   });
+  await Promise.all(preRows);
   const ok = execError === undefined && outcome.exitCode === 0 && !outcome.timedOut;
   return {
     ok,
