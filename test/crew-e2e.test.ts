@@ -682,8 +682,8 @@ curl -fsS BASE/echo/manual-step
   });
 });
 
-describe('tasks the runbook brain cannot run', () => {
-  it('blocks a file block (no gate entry yet) and a task without criteria, running nothing', async () => {
+describe('file blocks and tasks the runbook brain cannot run', () => {
+  it('writes a file block through the files tool (exact bytes, inside the roots) and proves it', async () => {
     const env = setup();
     drop(
       env,
@@ -691,7 +691,7 @@ describe('tasks the runbook brain cannot run', () => {
       `---
 id: TASK-651
 ---
-# Write a unit file
+# Write the app config
 
 ## Steps
 \`\`\`sh
@@ -704,16 +704,56 @@ port = 8080
 \`\`\`
 
 ## Acceptance Criteria
+- [ ] The config is in place
+  \`\`\`sh
+  cat ROOT/app.ini
+  # expect: port = 8080
+  \`\`\`
+`,
+    );
+    const s = await env.run();
+    expect(s.completed).toEqual(['TASK-651']);
+    expect(readFileSync(join(env.files, 'app.ini'), 'utf8')).toBe('[app]\nport = 8080\n');
+    expect(hits('/echo/fileblock-step')).toBe(1);
+  });
+
+  it('refuses a file block outside the files roots, running nothing after it', async () => {
+    const env = setup();
+    drop(
+      env,
+      'escape.md',
+      `---
+id: TASK-653
+---
+# Write outside the roots
+
+## Steps
+\`\`\`ini file=/etc/opscrew-escape.ini
+[x]
+\`\`\`
+
+\`\`\`sh
+curl -fsS BASE/echo/after-escape
+\`\`\`
+
+## Acceptance Criteria
 - [ ] N/A - example
 `,
     );
+    const s = await env.run();
+    expect(s.blocked.map((b) => b.id)).toEqual(['TASK-653']);
+    expect(s.blocked[0]?.reason).toMatch(/refused by policy \(scope\.path\)/);
+    expect(existsSync('/etc/opscrew-escape.ini')).toBe(false);
+    expect(hits('/echo/after-escape')).toBe(0);
+  });
+
+  it('blocks a task without criteria, running nothing', async () => {
+    const env = setup();
     drop(env, 'nocrit.md', `---\nid: TASK-652\n---\n# Nothing to prove\n\n## Steps\n\`\`\`sh\ncurl -fsS BASE/echo/nocrit-step\n\`\`\`\n`);
     const s = await env.run();
     const byId = Object.fromEntries(s.blocked.map((b) => [b.id, b.reason]));
-    expect(byId['TASK-651']).toMatch(/file block for .*app\.ini .*no entry for file-block writes/);
     expect(byId['TASK-652']).toContain('no acceptance criteria');
-    expect(hits('/echo/fileblock-step') + hits('/echo/nocrit-step')).toBe(0);
-    expect(existsSync(join(env.files, 'app.ini'))).toBe(false);
+    expect(hits('/echo/nocrit-step')).toBe(0);
   });
 });
 

@@ -85,7 +85,7 @@ export async function policyLineChecker(ws: Workspace, io: CliIO): Promise<Polic
   const notes = c.fromFile ? [] : [`no ${ws.configPath}: command lines were checked against the default config (empty scopes)`];
   const deps = { config: c.config, env: { ...io.env }, now: io.now };
   const check: LineChecker = (task, line) => {
-    const r = checkLine(deps, { line: line.text, vars: line.vars, agent: PERSON, scope: 'person' });
+    const r = checkLine(deps, { line: line.text, vars: line.vars, agent: PERSON, scope: 'person', ...(line.fileBlock ? { fileBlock: line.fileBlock } : {}) });
     if (r.parseError) {
       return [
         {

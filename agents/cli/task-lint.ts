@@ -133,6 +133,8 @@ export interface TaskLine {
   text: string;
   /** `export NAME=value` variables set by earlier lines of the task. */
   vars: Record<string, string>;
+  /** A file block (written through the files tool); `text` is then `write PATH`. */
+  fileBlock?: { path: string; content: string };
 }
 
 /** Every runnable command line of a task in document order, with the variables in force. */
@@ -143,6 +145,7 @@ export function taskCommandLines(task: Task): TaskLine[] {
     for (const it of items) {
       if (it.kind === 'export') vars = { ...vars, [it.name]: it.value };
       else if (it.kind === 'command') out.push({ section, line: it.line, text: it.text, vars });
+      else out.push({ section, line: it.line, text: `write ${it.path}`, vars, fileBlock: { path: it.path, content: it.content } });
     }
   };
   add('preflight', task.preflight);

@@ -10,7 +10,7 @@ import { runLine, type GateDeps, type GateResult, type LineInput } from '../../m
 import { specialistScope, type Specialist } from '../../mcp-server/core/specialists.js';
 import type { Db } from '../../mcp-server/core/store.js';
 import type { TaskUpdate } from '../../mcp-server/core/task-render.js';
-import type { CommandItem, CriterionEvidence, StepItem, Task } from '../../mcp-server/core/task-types.js';
+import type { CommandItem, CriterionEvidence, FileItem, StepItem, Task } from '../../mcp-server/core/task-types.js';
 import { excerptOf, MANUAL_REASON, verifyTask } from '../../mcp-server/core/verifier.js';
 import type { SecretBroker, Spawner } from '../../tools/types.js';
 
@@ -151,19 +151,6 @@ function stepEvidence(title: string, r: StepRecord): CriterionEvidence {
 /** Problems that make a task impossible for this brain, found before anything runs. */
 export function runbookProblems(task: Task): string[] {
   const out: string[] = [];
-  const fileBlocks = (items: readonly StepItem[], section: string): void => {
-    for (const it of items) {
-      if (it.kind === 'file') {
-        out.push(
-          `the file block for ${it.path} (line ${it.line}, ${section}) cannot run yet: the gate has no entry for file-block writes; ` +
-            'write the file with a vetted command (cp from a prepared file) or wait for file-block support',
-        );
-      }
-    }
-  };
-  fileBlocks(task.preflight, 'Preflight');
-  fileBlocks(task.steps, 'Steps');
-  fileBlocks(task.rollback, 'Rollback');
   if (task.criteria.length === 0) {
     out.push('the task has no acceptance criteria: add at least one criterion with a verification command (or `N/A - reason`)');
   }
@@ -230,8 +217,8 @@ export function createRunbookBrain(deps: RunbookBrainDeps): Brain {
       };
 
       /** One line through the gate; a needs-approval decision waits for a person, then reruns. */
-      const gated = async (line: string): Promise<{ r: GateResult; approval?: { id: string; state: string } }> => {
-        const base: LineInput = { line, vars: { ...vars }, agent, scope, taskId, runId };
+      const gated = async (line: string, fileBlock?: FileItem): Promise<{ r: GateResult; approval?: { id: string; state: string } }> => {
+        const base: LineInput = { line, vars: { ...vars }, agent, scope, taskId, runId, ...(fileBlock ? { fileBlock: { path: fileBlock.path, content: fileBlock.content } } : {}) };
         const r = await gate(gateDeps, base);
         if (r.decision.verdict !== 'needs-approval' || r.approvalId === undefined || !r.call) return { r };
         const id = r.approvalId;
@@ -261,9 +248,11 @@ export function createRunbookBrain(deps: RunbookBrainDeps): Brain {
         };
       };
 
-      const runCommand = async (section: Section, item: CommandItem): Promise<ItemResult> => {
+      const runCommand = async (section: Section, step: CommandItem | FileItem): Promise<ItemResult> => {
+        // A file block runs as the files tool's `write` of exactly its bytes (mutate, inside the roots).
+        const item: CommandItem = step.kind === 'command' ? step : { kind: 'command', line: step.line, text: `write ${step.path}`, expects: [] };
         emit({ type: 'command', section, line: item.line, command: item.text });
-        const { r, approval } = await gated(item.text);
+        const { r, approval } = await gated(item.text, step.kind === 'file' ? step : undefined);
         const rec = toRecord(section, item, r);
         let status: ItemStatus = 'ok';
         if (r.parseError) {
@@ -317,7 +306,6 @@ export function createRunbookBrain(deps: RunbookBrainDeps): Brain {
             vars[it.name] = it.value;
             continue;
           }
-          if (it.kind === 'file') continue; // refused up front by runbookProblems
           const res = await runCommand(section, it);
           if (res.status !== 'ok') return res;
         }
@@ -334,7 +322,6 @@ export function createRunbookBrain(deps: RunbookBrainDeps): Brain {
             vars[it.name] = it.value;
             continue;
           }
-          if (it.kind !== 'command') continue;
           if (signal?.aborted) break;
           const res = await runCommand('rollback', it);
           out.ran++;

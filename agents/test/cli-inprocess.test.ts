@@ -46,6 +46,20 @@ describe('main in-process', () => {
     expect(await main(['tasks', 'new'], io())).toBe(EXIT.USAGE); // --title is required
   });
 
+  it('tasks lint checks file blocks against the files roots like any command line', async () => {
+    const ws = mkdtempSync(join(tmpdir(), 'opscrew-inproc-'));
+    temps.push(ws);
+    expect(await main(['init', ws], io())).toBe(0);
+    const body = ['---', 'id: TASK-900', '---', '# Write a unit', '', '## Steps', '```ini file=/etc/opscrew-evil.ini', '[x]', '```', '', '```ini file=/srv/app/ok.ini', '[y]', '```', '', '## Acceptance Criteria', '- [ ] N/A - example', ''].join('\n');
+    const file = join(ws, 'tasks', 'backlog', 'fb.md');
+    writeFileSync(file, body);
+    const o = io();
+    expect(await main(['tasks', 'lint', '-w', ws], o)).toBe(1);
+    expect(o.stdout()).toMatch(/fb\.md:7: steps: the policy refuses `write \/etc\/opscrew-evil\.ini sha256=[0-9a-f]{64}` \(scope\.path\)/);
+    expect(o.stdout()).not.toContain('ok.ini');
+    expect(readFileSync(file, 'utf8')).toBe(body);
+  });
+
   it('init then tasks new/list work against OPSCREW_WORKSPACE', async () => {
     const ws = mkdtempSync(join(tmpdir(), 'opscrew-inproc-'));
     temps.push(ws);

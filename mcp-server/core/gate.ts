@@ -2,6 +2,7 @@
 // runs a command line: parse → decide → approvals → execute → scrub → ONE audit row per call (denied too).
 // Expected outcomes (refusals, approvals needed, failing commands) are data in GateResult.
 import { parseCommandLine } from '../../tools/parse-command.js';
+import { makeFileWriteCall } from '../../tools/defs/files.js';
 import { scrubForms } from '../../tools/secret-broker.js';
 import type { ExecOutcome, SecretBroker, Spawner, ToolCall, ToolContext, ToolEnv } from '../../tools/types.js';
 import { consumeApproval, listApprovals, requestApproval } from './approvals.js';
@@ -44,6 +45,17 @@ export interface LineInput {
   dryRun?: boolean;
   /** Overrides config.mode for this call. */
   mode?: Mode;
+  /**
+   * A file block (`file=PATH` or `**File:**` form) to write through the files tool instead of a
+   * command line; `line` is then only what people see (e.g. `write /srv/x.conf`).
+   */
+  fileBlock?: { path: string; content: string };
+}
+
+/** The typed call for an input: a parsed command line, or the write call of a file block. */
+function parseInput(input: Pick<LineInput, 'line' | 'vars' | 'fileBlock'>, env: ToolEnv): ReturnType<typeof parseCommandLine> {
+  if (input.fileBlock) return makeFileWriteCall(input.fileBlock.path, input.fileBlock.content);
+  return parseCommandLine(input.line, { vars: input.vars ?? {}, env });
 }
 
 export interface GateResult {
@@ -160,7 +172,7 @@ export function checkLine(
   input: Omit<LineInput, 'dryRun'>,
 ): CheckResult {
   const toolEnv = toToolEnv(deps.config, deps.env ?? {});
-  const parsed = parseCommandLine(input.line, { vars: input.vars ?? {}, env: toolEnv });
+  const parsed = parseInput(input, toolEnv);
   if (!parsed.ok) {
     const parseError = { code: parsed.code, message: parsed.message };
     return { decision: parseFailureDecision(parsed.code, parsed.message), parseError };
@@ -190,7 +202,7 @@ export async function runLine(deps: GateDeps, input: LineInput): Promise<GateRes
   const audit = (row: Row): number => recordCall(db, full(row), recordOptions);
   const auditDurably = (row: Row): Promise<number> => recordDurably(db, full(row), recordOptions);
 
-  const parsed = parseCommandLine(input.line, { vars: input.vars ?? {}, env: toolEnv });
+  const parsed = parseInput(input, toolEnv);
   if (!parsed.ok) {
     const message = scrub(parsed.message);
     const decision = parseFailureDecision(parsed.code, message);
