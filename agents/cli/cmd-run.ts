@@ -73,6 +73,8 @@ export async function runCommand(io: CliIO, dir: string, opts: RunOptions): Prom
       once: opts.once === true,
       ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
       brain,
+      ...(config.timeouts.lease !== undefined ? { leaseMs: config.timeouts.lease } : {}),
+      ...(config.timeouts.grace !== undefined ? { graceMs: config.timeouts.grace } : {}),
       now: io.now,
       env: { ...io.env },
       signal: controller.signal,

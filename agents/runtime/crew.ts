@@ -21,6 +21,7 @@ import { createJsonLog, type CrewEvent } from './progress.js';
 import { routeTask } from './router.js';
 import { createRunbookBrain, sleep, type Brain, type BrainEvent, type RunOutcome } from './runbook-brain.js';
 import { checkClaudeBrainAvailable } from './claude-brain.js';
+import { recordRunKnowledge } from '../../mcp-server/core/retro.js';
 import { createClaudeCrewBrain } from './claude-crew-brain.js';
 
 export interface BackoffOptions {
@@ -44,6 +45,8 @@ export interface CrewOptions {
   /** Workers; default config.concurrency. */
   concurrency?: number;
   brain?: 'runbook' | 'claude';
+  /** Write a retrospective per run (default true). */
+  retrospectives?: boolean;
   /** A brain to use instead of the built-in one (tests, later the Claude brain). */
   brainImpl?: Brain;
   now?: () => number;
@@ -59,6 +62,11 @@ export interface CrewOptions {
   leaseMs?: number;
   /** Daemon: fallback rescan interval (the watcher usually wakes it sooner). Default 1000 ms. */
   pollMs?: number;
+  /**
+   * Daemon: how often to re-run the reconciler, which returns tasks whose lease expired (a peer
+   * daemon was killed) to the backlog. Default half the lease, between 1 s and 60 s.
+   */
+  reconcileMs?: number;
   approvalPollMs?: number;
   /** Time running tasks get to finish after the stop signal. Default 30 s. */
   graceMs?: number;
@@ -174,6 +182,7 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
   const heartbeatMs = opts.heartbeatMs ?? Math.max(50, Math.floor(leaseMs / 3));
   const graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
   const pollMs = opts.pollMs ?? DEFAULT_POLL_MS;
+  const reconcileMs = opts.reconcileMs ?? Math.min(60_000, Math.max(1000, Math.floor(leaseMs / 2)));
   const jsonLog = opts.jsonLog === false ? () => {} : createJsonLog(ws.logsDir);
   const emit = (e: Omit<CrewEvent, 'ts'>): void => {
     const full: CrewEvent = { ts: now(), ...e };
@@ -224,8 +233,22 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
     writeFileDurable(claim.file, up.value);
   };
 
+  // The retrospective-agent role under the runbook brain: one retrospective per run, written from
+  // the recorded facts (store rows + the task) after the queue has settled the task.
+  const runTasks = new Map<string, Task>();
   const record = (run: CrewRun): void => {
     summary.runs.push(run);
+    if (opts.retrospectives === false) return;
+    try {
+      recordRunKnowledge(
+        { db: store.db, root: ws.root, retrospectivesDir: ws.retrospectives, now, scrub: (t) => broker.scrub(t), env },
+        { runId: run.runId, task: runTasks.get(run.runId) ?? null },
+      );
+    } catch (e) {
+      emit({ type: 'error', taskId: run.taskId, runId: run.runId, reason: `could not write the retrospective: ${errText(e)}` });
+    } finally {
+      runTasks.delete(run.runId);
+    }
   };
 
   const runTask = async (rec: TaskRecord, claim: Claim, specialist: Specialist, controller: AbortController): Promise<void> => {
@@ -239,6 +262,7 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
       return;
     }
     const task = parsed.task;
+    runTasks.set(claim.runId, task);
     const timeoutMs = task.fm.timeout_ms ?? cfg.timeouts.task;
     const timer = setTimeout(() => controller.abort(new OpsError('task-timeout', `the task ran longer than its timeout (${Math.round(timeoutMs / 1000)} s)`)), timeoutMs);
     let lost: string | null = null;
@@ -424,8 +448,12 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
   let watcher: FSWatcher | null = null;
   emit({ type: 'crew-start', data: { concurrency, brain: brain.name, once: opts.once === true, workspace: ws.root } });
   try {
-    const rep = await queue.reconcile();
-    if (rep.repairs.length > 0) emit({ type: 'reconciled', data: { repairs: rep.repairs } });
+    const reconcile = async (): Promise<void> => {
+      const rep = await queue.reconcile();
+      if (rep.repairs.length > 0) emit({ type: 'reconciled', data: { repairs: rep.repairs } });
+    };
+    await reconcile();
+    let lastReconcile = now();
     if (!opts.once) {
       try {
         watcher = watch(ws.backlog, () => poke());
@@ -439,6 +467,16 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
     }
     for (;;) {
       if (stopping()) break;
+      if (!opts.once && now() - lastReconcile >= reconcileMs) {
+        // Another daemon on this workspace may have died holding leases: once they expire, its
+        // tasks go back to the backlog here instead of waiting for some daemon's restart.
+        lastReconcile = now();
+        try {
+          await reconcile();
+        } catch (e) {
+          emit({ type: 'error', reason: `reconcile failed: ${errText(e)}` });
+        }
+      }
       const { started, waitingBackoff } = await fill();
       if (opts.once && started === 0 && workers.size === 0) {
         if (waitingBackoff === 0) break;
@@ -455,8 +493,12 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
     // Graceful stop: running tasks get the grace period, then are aborted and released.
     if (workers.size > 0) {
       const all = Promise.all([...workers.values()].map((w) => w.done));
-      const graceOver = sleep(graceMs).then(() => 'grace' as const);
+      // The grace timer is cancelled when the workers finish first: a pending timer would keep
+      // the daemon's process alive for the rest of the grace period.
+      const graceTimer = new AbortController();
+      const graceOver = sleep(graceMs, graceTimer.signal).then(() => 'grace' as const);
       const first = await Promise.race([all.then(() => 'done' as const), graceOver]);
+      graceTimer.abort();
       if (first === 'grace') {
         for (const w of workers.values()) w.controller.abort(new OpsError('shutdown', 'the crew is stopping'));
         await all;

@@ -36,6 +36,10 @@ export interface Config {
     task: number;
     /** How long a pending approval request waits for a person, ms. */
     approval: number;
+    /** Crew lease on a claimed task, renewed by heartbeat; unset = the queue's default (5 min). */
+    lease?: number;
+    /** How long running tasks may finish after SIGTERM/SIGINT before they are released; unset = 30 s. */
+    grace?: number;
   };
   kubernetes: {
     /** Passed to kubectl as KUBECONFIG. Default: $KUBECONFIG, else ~/.kube/config. */
@@ -96,6 +100,9 @@ const rawSchema = z.strictObject({
       command: duration.default('2m'),
       task: duration.default('30m'),
       approval: duration.default('15m'),
+      // Optional: a short lease makes peers reclaim a dead daemon's tasks sooner.
+      lease: duration.refine((s) => (parseDuration(s) ?? 1000) >= 1000, { message: 'must be at least 1s' }).optional(),
+      grace: duration.optional(),
     })
     .default({ command: '2m', task: '30m', approval: '15m' }),
   kubernetes: z
@@ -152,7 +159,7 @@ const HINTS: Array<[string, string]> = [
   ['max_attempts', 'a whole number from 1 to 20, e.g. `max_attempts: 2`'],
   ['output_cap', 'a number of bytes from 1024 to 67108864, e.g. `output_cap: 1048576`'],
   ['audit_excerpt', 'a number of characters from 0 to 100000, e.g. `audit_excerpt: 2000`'],
-  ['timeouts', 'a section: `timeouts: { command: 2m, task: 30m, approval: 15m }`'],
+  ['timeouts', 'a section: `timeouts: { command: 2m, task: 30m, approval: 15m }` (optional: `lease: 5m`, `grace: 30s`)'],
   ['timeouts.*', 'a duration such as 90s, 2m, 1h or 1h30m'],
   ['kubernetes', 'a section: `kubernetes: { contexts: { NAME: { namespaces: [default] } } }`'],
   ['kubernetes.contexts', 'a mapping of context names, e.g. `contexts: { minikube: { namespaces: [default] } }`'],
@@ -531,7 +538,13 @@ function finish(raw: RawConfig, ctx: { file: string | null; workspaceDir: string
     max_attempts: raw.max_attempts,
     output_cap: raw.output_cap,
     audit_excerpt: raw.audit_excerpt,
-    timeouts: { command: dur(raw.timeouts.command), task: dur(raw.timeouts.task), approval: dur(raw.timeouts.approval) },
+    timeouts: {
+      command: dur(raw.timeouts.command),
+      task: dur(raw.timeouts.task),
+      approval: dur(raw.timeouts.approval),
+      ...(raw.timeouts.lease !== undefined ? { lease: dur(raw.timeouts.lease) } : {}),
+      ...(raw.timeouts.grace !== undefined ? { grace: dur(raw.timeouts.grace) } : {}),
+    },
     kubernetes: {
       kubeconfig,
       ...(raw.kubernetes.default_context !== undefined ? { default_context: raw.kubernetes.default_context } : {}),
