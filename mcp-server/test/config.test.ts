@@ -37,7 +37,7 @@ describe('loadConfig', () => {
     if (!r.ok) throw new Error(r.message);
     const c = r.value;
     expect(c.mode).toBe('standard');
-    expect(c.timeouts).toEqual({ command: 120_000, task: 1_800_000, approval: 900_000 });
+    expect(c.timeouts).toEqual({ command: 120_000, task: 1_800_000, approval: 900_000, lease: 300_000, grace: 30_000 });
     expect(c.kubernetes.kubeconfig).toBe('/home/tester/.kube/config');
     expect(Object.keys(c.kubernetes.contexts).sort()).toEqual(['minikube', 'staging']);
     expect(c.kubernetes.contexts.staging?.namespaces).toContain('orders');
@@ -53,6 +53,20 @@ describe('loadConfig', () => {
     expect(c.files.roots).toEqual(['/srv', '/etc/systemd/system']);
     expect(c.http.allow).toEqual(['127.0.0.1', '*.example.org']);
     expect(c.source.file).toBe(path.join(dir, 'opscrew.config.yaml'));
+  });
+
+  it('reads the crew lease and grace when set, refuses a lease under 1s, and leaves them unset by default', () => {
+    const dir = workspace('timeouts: { command: 2m, task: 30m, approval: 15m, lease: 3s, grace: 1s }\n');
+    const r = loadConfig({ workspaceDir: dir, env: { HOME } });
+    if (!r.ok) throw new Error(r.message);
+    expect(r.value.timeouts.lease).toBe(3000);
+    expect(r.value.timeouts.grace).toBe(1000);
+    const d = loadConfig({ workspaceDir: workspace('mode: standard\n'), env: { HOME } });
+    if (!d.ok) throw new Error(d.message);
+    expect(d.value.timeouts.lease).toBeUndefined();
+    expect(d.value.timeouts.grace).toBeUndefined();
+    const bad = issuesOf('timeouts: { lease: 10ms }\n');
+    expect(bad.some((i) => i.field === 'timeouts.lease' && i.message.includes('at least 1s'))).toBe(true);
   });
 
   it('a missing file gives the defaults with empty scopes', () => {
