@@ -125,17 +125,18 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
   ensureWorkspace(ws);
   const env = opts.env ?? process.env;
   const now = opts.now ?? Date.now;
-  const wantClaude = (opts.brain ?? 'runbook') === 'claude' && !opts.brainImpl;
-  if (wantClaude) {
-    // Fail at start, before anything is claimed, when the Claude brain cannot run.
-    const available = checkClaudeBrainAvailable(env);
-    if (!available.ok) throw new OpsError(available.code, available.message);
-  }
   let config = opts.config;
   if (!config) {
     const c = loadConfig({ workspaceDir: ws.root, env });
     if (!c.ok) throw new OpsError('config-invalid', c.message, { cause: c.cause });
     config = c.value;
+  }
+  // The brain: the option, else the config's `brain:`. Fail at start, before anything is claimed,
+  // when the Claude brain cannot run.
+  const wantClaude = (opts.brain ?? config.brain) === 'claude' && !opts.brainImpl;
+  if (wantClaude) {
+    const available = checkClaudeBrainAvailable(env);
+    if (!available.ok) throw new OpsError(available.code, available.message);
   }
   let specialists = opts.specialists;
   if (!specialists) {
