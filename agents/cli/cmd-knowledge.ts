@@ -4,7 +4,9 @@ import { workspaceDir, type CliContext } from './context.js';
 
 const NO_KEY_NOTE =
   'Answers come from the records (tasks, runs, audit, retrospectives) through a built-in question router and full-text search; ' +
-  'no API key is needed. Answering through Claude with the same knowledge tools is a later step and is not wired yet.';
+  'no API key is needed. With ANTHROPIC_API_KEY set, Claude answers instead through the read-only knowledge tools ' +
+  '(knowledge_search, knowledge_query, knowledge_entity, lessons_for), citing the task ids, run ids and retro files they return; ' +
+  '--no-claude keeps the built-in router. OPSCREW_ASK_MODEL picks the model.';
 
 export interface ReportOptions {
   since?: string;
@@ -13,6 +15,12 @@ export interface ReportOptions {
 
 export interface AskOptions {
   json?: boolean;
+  /** false with --no-claude. */
+  claude?: boolean;
+}
+
+export interface ChatOptions {
+  claude?: boolean;
 }
 
 export function registerKnowledge(program: Command, ctx: CliContext): void {
@@ -30,7 +38,8 @@ export function registerKnowledge(program: Command, ctx: CliContext): void {
     .command('ask')
     .description('answer a question from the records, with citations (task ids, run ids, retro files)')
     .argument('<question...>', 'the question, e.g. "why is TASK-006 blocked?"')
-    .option('--json', 'print JSON: {answer, citations, intent}')
+    .option('--json', 'print JSON: {answer, citations, intent} (Claude adds stop, grounded, tools, usage)')
+    .option('--no-claude', 'answer with the built-in router even when ANTHROPIC_API_KEY is set')
     .addHelpText('after', `\n${NO_KEY_NOTE}\n\nQuestions it knows: status; what is blocked and why; what happened with TASK-X; what touched host/namespace/service Y;\nwhich lessons do we have about Z; what failed this week and how often; which commands fail most. Anything else: full-text search.\n`)
     .action(async (question: string[], opts: AskOptions, cmd: Command) => {
       const { runAsk } = await import('./knowledge-actions.js');
@@ -40,9 +49,10 @@ export function registerKnowledge(program: Command, ctx: CliContext): void {
   program
     .command('chat')
     .description('interactive questions (history with the arrow keys; `exit` or Ctrl-D quits); reads lines from stdin when it is not a terminal')
+    .option('--no-claude', 'answer with the built-in router even when ANTHROPIC_API_KEY is set')
     .addHelpText('after', `\n${NO_KEY_NOTE}\n`)
-    .action(async (_opts: unknown, cmd: Command) => {
+    .action(async (opts: ChatOptions, cmd: Command) => {
       const { runChat } = await import('./knowledge-actions.js');
-      ctx.exitCode = await runChat(ctx.io, workspaceDir(ctx.io, cmd), { input: process.stdin, output: process.stdout });
+      ctx.exitCode = await runChat(ctx.io, workspaceDir(ctx.io, cmd), { input: process.stdin, output: process.stdout }, opts);
     });
 }

@@ -18,6 +18,7 @@ import { registerKnowledge } from './cmd-knowledge.js';
 import { registerImport } from './cmd-import.js';
 import { registerRun } from './cmd-run.js';
 import { registerApprove } from './cmd-approve.js';
+import { registerDoctor } from './cmd-doctor.js';
 
 import { VERSION } from './version.js';
 
@@ -45,6 +46,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerImport(program, ctx);
   registerRun(program, ctx);
   registerApprove(program, ctx);
+  registerDoctor(program, ctx);
   return program;
 }
 
