@@ -1,5 +1,6 @@
 // The no-API-key question router: the questions people actually ask, answered from store rows
 // with citations; FTS for the rest; "I don't know" when nothing matches. Never invents.
+import type { ToolCallsRow } from './audit.js';
 import { entitiesNamed } from './knowledge.js';
 import { isFailure, errorSignature } from './knowledge-extract.js';
 import { knowledgeSearch, queryTerms } from './knowledge-search.js';
@@ -235,19 +236,7 @@ function sinceOf(q: string, now: number): number {
   return now - WEEK;
 }
 
-interface FailRow {
-  seq: number;
-  task_id: string | null;
-  run_id: string | null;
-  tool: string | null;
-  verb: string | null;
-  canonical: string;
-  decision: string;
-  rule: string;
-  exit_code: number | null;
-  stdout: string | null;
-  stderr: string | null;
-}
+type FailRow = Pick<ToolCallsRow, 'seq' | 'task_id' | 'run_id' | 'tool' | 'verb' | 'canonical' | 'decision' | 'rule' | 'exit_code' | 'stdout' | 'stderr'>;
 
 function failedCalls(db: Db, since: number): FailRow[] {
   return db

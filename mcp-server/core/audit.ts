@@ -23,6 +23,26 @@ export interface AuditInput {
   stderr?: string | null;
 }
 
+/** A raw `tool_calls` row as SQLite returns it (`SELECT * FROM tool_calls`). */
+export interface ToolCallsRow {
+  seq: number;
+  ts_ms: number;
+  agent: string;
+  task_id: string | null;
+  run_id: string | null;
+  tool: string | null;
+  verb: string | null;
+  canonical: string;
+  class: string | null;
+  decision: string;
+  rule: string;
+  approval_id: string | null;
+  exit_code: number | null;
+  duration_ms: number | null;
+  stdout: string | null;
+  stderr: string | null;
+}
+
 export interface AuditRow {
   seq: number;
   tsMs: number;

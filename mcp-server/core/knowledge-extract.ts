@@ -2,6 +2,7 @@
 // edges `(src, kind, dst, run_id)` from task files and audit rows. No model, no guessing: the same
 // rows always give the same graph. Every origin (a task file, a run) owns its edges and documents,
 // so re-indexing an origin replaces exactly its rows.
+import type { ToolCallsRow } from './audit.js';
 import { parseCommandLine } from '../../tools/parse-command.js';
 import type { ToolCall, ToolEnv } from '../../tools/types.js';
 import type { Db } from './store.js';
@@ -337,21 +338,7 @@ export function indexTask(db: Db, task: Task, options: ExtractOptions & { nowMs?
   });
 }
 
-interface CallRow {
-  seq: number;
-  ts_ms: number;
-  agent: string;
-  task_id: string | null;
-  tool: string | null;
-  verb: string | null;
-  canonical: string;
-  decision: string;
-  rule: string;
-  exit_code: number | null;
-  duration_ms: number | null;
-  stdout: string | null;
-  stderr: string | null;
-}
+type CallRow = ToolCallsRow;
 
 interface RunRow {
   id: string;

@@ -2,6 +2,7 @@
 // Facts come only from store rows (runs, events, tool_calls, verifications) and the task; the
 // renderer writes a Facts section that a Claude-narrated retro would contain unchanged, plus an
 // optional narrative. Every text is scrubbed of known secret values before it is stored or written.
+import type { ToolCallsRow } from './audit.js';
 import { join, relative } from 'node:path';
 import { writeFileDurable } from './durable-fs.js';
 import { clearOrigin, errorSignature, fixedWithinRun, indexRun, indexTask, putDoc } from './knowledge-extract.js';
@@ -67,20 +68,7 @@ interface RunRow {
   ended_ms: number | null;
 }
 
-interface CallRow {
-  seq: number;
-  ts_ms: number;
-  agent: string;
-  tool: string | null;
-  verb: string | null;
-  canonical: string;
-  decision: string;
-  rule: string;
-  exit_code: number | null;
-  duration_ms: number | null;
-  stdout: string | null;
-  stderr: string | null;
-}
+type CallRow = ToolCallsRow;
 
 const met = (outcome: string): boolean => outcome === 'verified' || outcome === 'na';
 
