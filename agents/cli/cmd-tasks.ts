@@ -2,6 +2,7 @@
 import { Option, type Command } from 'commander';
 import { PRIORITIES } from '../../mcp-server/core/task-types.js';
 import { workspaceDir, type CliContext } from './context.js';
+import type { NewOptions } from './tasks-actions.js';
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
@@ -54,20 +55,9 @@ export function registerTasks(program: Command, ctx: CliContext): void {
     .option('--step <command>', 'a command line for ## Steps (repeatable)', collect)
     .option('--criterion <text>', 'an acceptance criterion (repeatable; "TEXT :: COMMAND" adds its check)', collect)
     .option('--json', 'print JSON')
-    .action(async (opts: NewTaskOptions, cmd: Command) => {
+    .action(async (opts: NewOptions, cmd: Command) => {
       const { newTask } = await import('./tasks-actions.js');
       ctx.exitCode = await newTask(ctx.io, workspaceDir(ctx.io, cmd), opts);
     });
 }
 
-export interface NewTaskOptions {
-  title: string;
-  priority: (typeof PRIORITIES)[number];
-  agent?: string;
-  tag?: string[];
-  dependsOn?: string[];
-  resource?: string[];
-  step?: string[];
-  criterion?: string[];
-  json?: boolean;
-}

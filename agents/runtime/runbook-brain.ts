@@ -3,16 +3,13 @@
 // approvals, audit and scrubbing are exactly what any other path gets. It decides the run's
 // outcome; what happens to the task file next (complete, retry, block) is the crew's call.
 import { listApprovals, expireApprovals, seedTaskApprovals } from '../../mcp-server/core/approvals.js';
-import type { Config } from '../../mcp-server/core/config.js';
 import type { Claim } from '../../mcp-server/core/queue.js';
 import { checkExpectations } from '../../mcp-server/core/expectations.js';
 import { runLine, type GateDeps, type GateResult, type LineInput } from '../../mcp-server/core/gate.js';
 import { specialistScope, type Specialist } from '../../mcp-server/core/specialists.js';
-import type { Db } from '../../mcp-server/core/store.js';
 import type { TaskUpdate } from '../../mcp-server/core/task-render.js';
 import type { CommandItem, CriterionEvidence, FileItem, StepItem, Task } from '../../mcp-server/core/task-types.js';
 import { excerptOf, MANUAL_REASON, verifyTask } from '../../mcp-server/core/verifier.js';
-import type { SecretBroker, Spawner } from '../../tools/types.js';
 
 export type Section = 'preflight' | 'steps' | 'acceptance' | 'rollback';
 
@@ -85,13 +82,7 @@ export interface Brain {
   run(input: BrainInput): Promise<RunOutcome>;
 }
 
-export interface RunbookBrainDeps {
-  db: Db;
-  config: Config;
-  env: NodeJS.ProcessEnv;
-  broker: SecretBroker;
-  now: () => number;
-  spawn?: Spawner;
+export interface RunbookBrainDeps extends Omit<GateDeps, 'signal'> {
   /** How often a waiting run looks at the approvals table. Default 1000 ms. */
   approvalPollMs?: number;
   /** The gate; tests may wrap it. */
