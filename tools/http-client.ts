@@ -11,6 +11,7 @@ import * as https from 'node:https';
 import { isIP } from 'node:net';
 import type { LookupAddress } from 'node:dns';
 import { parseCurlArgs } from './defs/http.js';
+import { hasHandles } from './secret-broker.js';
 import type { ExecOutcome, ToolCall, ToolContext } from './types.js';
 
 /** curl's -L limit here (curl's own default is 50). */
@@ -128,14 +129,19 @@ export function hostAllowed(hostname: string, allow: readonly string[]): boolean
   });
 }
 
-/** Checks a hop's URL before resolution: scheme, metadata names, mutating-method allowlist. */
-export function vetTarget(url: URL, method: string, allow: readonly string[]): Refusal | null {
+/**
+ * Checks a hop's URL before resolution: scheme, metadata names, mutating-method allowlist.
+ * `carriesSecrets`: the call holds a secret/generate handle, which goes only to allowed hosts
+ * whatever the method (a GET with a secret header to any host, or a redirect, would leak it).
+ */
+export function vetTarget(url: URL, method: string, allow: readonly string[], carriesSecrets = false): Refusal | null {
   const host = normalizeHost(url.hostname);
   if (METADATA_HOSTNAMES.includes(host)) return { code: 'http-metadata-address', message: `${host} is a cloud metadata host` };
-  if (!READ_METHODS.has(method) && !hostAllowed(host, allow)) {
+  if ((carriesSecrets || !READ_METHODS.has(method)) && !hostAllowed(host, allow)) {
+    const what = carriesSecrets ? 'requests carrying a secret handle' : 'mutating requests';
     return {
       code: 'http-host-not-allowed',
-      message: `${method} to ${host} refused: mutating requests go only to hosts in http.allow (${allow.length > 0 ? allow.join(', ') : 'empty'})`,
+      message: `${method} to ${host} refused: ${what} go only to hosts in http.allow (${allow.length > 0 ? allow.join(', ') : 'empty'})`,
     };
   }
   return null;
@@ -350,6 +356,7 @@ export async function runHttpCall(call: ToolCall, ctx: ToolContext, deps: HttpDe
   if (!parsed.ok) return refusedOutcome({ code: 'http-bad-args', message: parsed.message }, started, scrub);
   const opts = parsed.value;
   const allow = ctx.env.http?.allow ?? [];
+  const carriesSecrets = call.args.some(hasHandles);
   const resolve = deps.lookup ?? defaultLookup;
   const urlText = opts.url;
   const headerPairs = opts.headers;
@@ -423,7 +430,7 @@ export async function runHttpCall(call: ToolCall, ctx: ToolContext, deps: HttpDe
     if (current.protocol !== 'http:' && current.protocol !== 'https:') {
       return finalize(1, `Protocol "${current.protocol.replace(/:$/, '')}" not supported`, current.href);
     }
-    const targetRefusal = vetTarget(current, method, allow);
+    const targetRefusal = vetTarget(current, method, allow, carriesSecrets);
     if (targetRefusal) return refusedOutcome(hopMessage(targetRefusal, redirects, current), started, scrub);
 
     const host = normalizeHost(current.hostname);

@@ -2,6 +2,7 @@
 // decision and the rule that made it. No I/O, no clock: everything it needs is passed in, so
 // `opscrew check-command` and the gate that really runs commands can never disagree.
 import * as posix from 'node:path/posix';
+import { hasHandles } from '../../tools/secret-broker.js';
 import type { OpClass, ToolCall, ToolName } from '../../tools/types.js';
 import type { Config, Mode } from './config.js';
 import { LOCAL_HOST, scopeModeRank, scopeName, toolScope, type AgentScope, type ToolScope } from './scope.js';
@@ -540,6 +541,11 @@ function checkHttp(call: ToolCall, ts: ToolScope, ctx: CheckCtx): Decision | und
   const method = (call.scope.method ?? 'GET').toUpperCase();
   if (ts.http_hosts !== undefined && !ts.http_hosts.some((p) => hostMatches(url.hostname, p))) {
     return deny('scope.http-host', `${ctx.who} may not call ${url.hostname} (its hosts: ${listOf(ts.http_hosts)})`);
+  }
+  // A secret handle is revealed into the request at send time: it goes only where a person
+  // allowed writes to go, whatever the method (a GET with it to any host would leak it).
+  if (call.args.some(hasHandles) && !ctx.config.http.allow.some((p) => hostMatches(url.hostname, p))) {
+    return deny('http.allow', `${url.hostname} is not in the config's http.allow (${listOf(ctx.config.http.allow)}), and \`${call.canonical}\` carries a secret handle; secrets are sent only to allowed hosts — ${CONFIG_HINT}`);
   }
   if (!SAFE_METHODS.has(method) && !ctx.config.http.allow.some((p) => hostMatches(url.hostname, p))) {
     return deny('http.allow', `${method} to ${url.hostname} is refused: mutating methods go only to the config's http.allow (${listOf(ctx.config.http.allow)}); use GET/HEAD to check it, or ${CONFIG_HINT}`);

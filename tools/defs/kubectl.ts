@@ -163,7 +163,11 @@ export function parseKubectl(words: readonly Word[], ctx: ParseContext): ParseRe
       if (value === '-' || value.endsWith('=-')) return refused(`kubectl: ${named(w)} reads stdin; pass a file`);
       if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return refused(`kubectl: ${named(w)} fetches a URL; pass a local file`);
       const eq = name === 'from-file' ? value.indexOf('=') : -1;
-      p.paths.push(eq === -1 ? value : value.slice(eq + 1));
+      const path = eq === -1 ? value : value.slice(eq + 1);
+      // The policy checks paths lexically, kubectl opens them through the kernel: `/srv/link/..`
+      // is not `/srv` when link is a symlink. Same rule as the files tool.
+      if (path.split('/').includes('..')) return refused(`kubectl: ${named(w)} contains \`..\` (path traversal); write the path it means`);
+      p.paths.push(path);
     }
     if (name === 'output' && value !== true && /-file(=|$)/.test(value))
       return refused(`kubectl: ${named(w)} reads a local template file; put the template inline`);
@@ -252,6 +256,10 @@ export function parseKubectl(words: readonly Word[], ctx: ParseContext): ParseRe
     }
     p.positionals.push(text);
     positionalWords.push(w);
+    // A fresh service-account token is a credential printed to the model and every log, and
+    // it works with any HTTP client, outside this vetting.
+    if (verb === 'create' && p.positionals.length === 2 && text.toLowerCase() === 'token')
+      return refused(`kubectl: ${named(w)} is refused: \`create token\` mints a credential; credentials come only from the config`);
     p.rest.push(text);
     i++;
   }
@@ -274,20 +282,27 @@ export function parseKubectl(words: readonly Word[], ctx: ParseContext): ParseRe
   if (p.flags.has('watch') && fullVerb !== 'rollout status')
     return refused('kubectl: --watch never ends; drop it (rollout status is the vetted way to wait)');
 
-  // Secret values: `get secret -o yaml|json|jsonpath...` prints them; tables and names do not.
-  if (verb === 'get') {
-    const out = p.flags.get('output');
-    const showsData = (typeof out === 'string' && !SAFE_OUTPUTS.has(out)) || p.flags.has('template');
-    const targetsSecrets =
-      p.paths.length > 0 ||
-      p.positionals.slice(1).some((r) => (r.split('/')[0] ?? '').split(',').some((t) => SECRET_RESOURCE.test(t)));
-    if (showsData && targetsSecrets) cls = 'sensitive-read';
-  }
   if (verb === 'replace' && isTrue(p.flags.get('force'))) cls = 'destructive';
   if (verb === 'apply' && isTrue(p.flags.get('prune'))) cls = 'destructive';
   const dryRun = p.flags.get('dry-run');
   const isDryRun = dryRun === 'server' || dryRun === 'client';
   if (isDryRun && (cls === 'mutate' || cls === 'destructive')) cls = 'read';
+
+  // Secret values: `-o yaml|json|jsonpath...` prints them; tables and names do not. Not only
+  // `get`: label/annotate/patch/apply/wait... print the object they touched (dry runs too), so
+  // a mutate call (no approval in standard mode) must not be a way around `get secret -o yaml`.
+  const out = p.flags.get('output');
+  const showsData = (typeof out === 'string' && !SAFE_OUTPUTS.has(out)) || p.flags.has('template');
+  const targetsSecrets =
+    p.paths.length > 0 ||
+    p.positionals.slice(1).some((r) => (r.split('/')[0] ?? '').split(',').some((t) => SECRET_RESOURCE.test(t)));
+  // A client-side create never asks the server: it prints only what the line itself wrote.
+  const localOnly = verb === 'create' && dryRun === 'client';
+  if (showsData && targetsSecrets && !localOnly) {
+    if (cls === 'read') cls = 'sensitive-read';
+    else if (cls !== 'sensitive-read')
+      return refused(`kubectl: \`${fullVerb}\` with -o ${typeof out === 'string' ? out : 'template'} prints the secret it changes, values included; use -o name (or no -o) and read values with \`get secret -o yaml\` (sensitive-read)`);
+  }
 
   const context = p.context ?? ctx.env?.kubernetes?.defaultContext;
   const namespace = p.allNamespaces ? '*' : (p.namespace ?? 'default');
