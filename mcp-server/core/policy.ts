@@ -166,6 +166,11 @@ function checkCall(call: ToolCall, ctx: CheckCtx): Decision | undefined {
     return deny('scope.tool', `${ctx.who} may not use ${call.tool}${where}; its tools are: ${listOf(have)}. Use one of those, or leave the step to a specialist that has ${call.tool}`);
   }
   const cls = ctx.viaHost ? effectiveClass(call) : ctx.cls;
+  // `kubectl exec` is a sensitive read by class (it shows what a container holds), but it runs an
+  // arbitrary command inside the container: only a specialist trusted to change things may ask for it.
+  if (call.tool === 'kubectl' && call.verb === 'exec' && scopeModeRank(ts.mode) < CLASS_RANK.mutate) {
+    return deny('scope.class', `${ctx.who} may use kubectl only up to ${ts.mode}, and \`kubectl exec\` runs a command inside a container; look with get/describe/logs instead, or leave the step to a specialist with kubectl mode mutate`);
+  }
   if (CLASS_RANK[cls] > scopeModeRank(ts.mode)) {
     return deny('scope.class', `${ctx.who} may use ${call.tool} only up to ${ts.mode}, and \`${call.canonical}\` is ${cls}; use a ${ts.mode === 'read' ? 'read' : ts.mode + ' or milder'} command, or leave the step to a specialist with a wider mode`);
   }

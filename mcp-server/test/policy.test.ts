@@ -65,6 +65,8 @@ const rows: Row[] = [
   { name: 'standard: sensitive-read needs approval', call: kube('exec', 'sensitive-read', 'staging', 'orders'), scope: k8s, verdict: 'needs-approval', rule: 'approval.required' },
   { name: 'full mode: destructive allowed', call: kube('delete', 'destructive', 'staging', 'orders'), scope: 'person', mode: 'full', verdict: 'allow', rule: 'mode.full' },
   { name: 'full mode: sensitive-read allowed', call: kube('exec', 'sensitive-read', 'staging', 'orders'), scope: k8s, mode: 'full', verdict: 'allow', rule: 'mode.full' },
+  { name: 'kubectl exec needs a specialist with kubectl mode mutate, even in full mode', call: kube('exec', 'sensitive-read', 'staging', 'orders'), scope: watcher, mode: 'full', verdict: 'deny', rule: 'scope.class' },
+  { name: 'a read-mode specialist may still get (read)', call: kube('get', 'read', 'staging', 'orders'), scope: watcher, verdict: 'allow', rule: 'class.read' },
   { name: 'full mode still enforces scope', call: kube('delete', 'destructive', 'staging', 'orders'), scope: k8s, mode: 'full', verdict: 'deny', rule: 'scope.class' },
   // tools and classes
   { name: 'tool not in scope', call: call('vault', 'kv get', 'sensitive-read', { vaultPath: 'kv/deploy' }), scope: k8s, verdict: 'deny', rule: 'scope.tool' },
