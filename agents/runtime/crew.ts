@@ -4,7 +4,7 @@
 // watching the backlog until its signal aborts. Every state change goes through the queue and
 // presents the claim's fencing token.
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { loadConfig, type Config } from '../../mcp-server/core/config.js';
 import { writeFileDurable } from '../../mcp-server/core/durable-fs.js';
 import { OpsError } from '../../mcp-server/core/errors.js';
@@ -18,7 +18,7 @@ import { ensureWorkspace, resolveWorkspace, type Workspace } from '../../mcp-ser
 import { createSecretBroker } from '../../tools/secret-broker.js';
 import type { SecretBroker, Spawner } from '../../tools/types.js';
 import { createJsonLog, type CrewEvent } from './progress.js';
-import { routeTask } from './router.js';
+import { routeTask, type RouteResult } from './router.js';
 import { createRunbookBrain, sleep, type Brain, type BrainEvent, type RunOutcome } from './runbook-brain.js';
 import { checkClaudeBrainAvailable } from './claude-brain.js';
 import { recordRunKnowledge } from '../../mcp-server/core/retro.js';
@@ -252,6 +252,23 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
     }
   };
 
+  /** A block or release: the file's arrival in backlog is this crew's own move, not news. */
+  const intoBacklog = async <R extends { ok: true; value: { file: string } } | { ok: false }>(claim: Claim, move: () => Promise<R>): Promise<R> => {
+    noteOwnMove(claim.file);
+    let r: R;
+    try {
+      r = await move();
+    } catch (e) {
+      dropOwnMove(claim.file);
+      throw e;
+    }
+    if (!r.ok || basename(r.value.file) !== basename(claim.file)) {
+      dropOwnMove(claim.file);
+      if (r.ok) noteOwnMove(r.value.file);
+    }
+    return r;
+  };
+
   const runTask = async (rec: TaskRecord, claim: Claim, specialist: Specialist, controller: AbortController): Promise<void> => {
     const started = now();
     const base = { taskId: claim.taskId, runId: claim.runId, specialist: specialist.name, attempt: claim.attempt };
@@ -312,7 +329,7 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
     }
     const shutdown = controller.signal.aborted && stopping() && (controller.signal.reason as { code?: string } | undefined)?.code === 'shutdown';
     if (shutdown && outcome.kind !== 'completed') {
-      const r = await queue.release(claim, `crew stopped: ${outcome.reason}`);
+      const r = await intoBacklog(claim, () => queue.release(claim, `crew stopped: ${outcome.reason}`));
       emit({ type: 'released', ...base, reason: outcome.reason });
       summary.failed.push({ id: claim.taskId, reason: `released on shutdown: ${outcome.reason}` });
       record({ ...base, outcome: 'released', reason: r.ok ? outcome.reason : r.message, startedMs: started, endedMs: now() });
@@ -335,7 +352,7 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
         const max = task.fm.max_attempts ?? cfg.max_attempts;
         if (claim.attempt < max && !stopping()) {
           const delay = backoffDelay(claim.attempt, backoff);
-          const r = await queue.release(claim, outcome.reason);
+          const r = await intoBacklog(claim, () => queue.release(claim, outcome.reason));
           if (r.ok) {
             notBefore.set(claim.taskId, now() + delay);
             lastFailure.set(claim.taskId, outcome.reason);
@@ -366,7 +383,7 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
     kind: RunOutcome['kind'] = 'blocked',
   ): Promise<void> => {
     const ev = outcome ? withEvidence(outcome) : undefined;
-    const r = await queue.block(claim, reason, { set: { run_id: claim.runId }, ...(ev ? { evidence: ev } : {}) });
+    const r = await intoBacklog(claim, () => queue.block(claim, reason, { set: { run_id: claim.runId }, ...(ev ? { evidence: ev } : {}) }));
     if (!r.ok) {
       emit({ type: 'error', ...base, reason: `could not block: ${r.message}` });
       record({ ...base, outcome: 'lost', reason: r.message, startedMs: started, endedMs: now() });
@@ -390,43 +407,142 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
     workers.set(claim.taskId, w);
   };
 
-  const runningFor = (name: string): number => [...workers.values()].filter((w) => w.specialist === name).length;
+  const runningFor = (name: string): number => {
+    let n = 0;
+    for (const w of workers.values()) if (w.specialist === name) n++;
+    return n;
+  };
+
+  // Scanning stats every file in all three folders, so a pass scans only when something outside
+  // this crew's own queue calls may have changed the folders: the backlog watcher, the poll
+  // interval, a reconcile. This crew's claims and finishes update the queue's rows themselves
+  // (ready() reads only rows: folder, status, leases, dependencies' folders, active resources).
+  let dirty = true;
+  let lastScan = Number.NEGATIVE_INFINITY;
+  const scan = async (): Promise<void> => {
+    dirty = false;
+    lastScan = now();
+    await queue.scan();
+  };
+  // Backlog names this crew itself just moved (claim out, block/release in): their watcher events
+  // are its own and need no scan. Entries expire so a lost event cannot hide a later edit for
+  // long (the poll interval's scan is the backstop either way).
+  const OWN_MOVE_MS = 2000;
+  const ownMoves = new Map<string, { n: number; until: number }>();
+  const noteOwnMove = (file: string): void => {
+    const name = basename(file);
+    const e = ownMoves.get(name);
+    ownMoves.set(name, { n: (e && e.until > now() ? e.n : 0) + 1, until: now() + OWN_MOVE_MS });
+  };
+  const dropOwnMove = (file: string): void => {
+    const name = basename(file);
+    const e = ownMoves.get(name);
+    if (!e) return;
+    if (e.n > 1) e.n--;
+    else ownMoves.delete(name);
+  };
+  const onBacklogEvent = (name: string | null): void => {
+    if (name !== null) {
+      const e = ownMoves.get(name);
+      if (e) {
+        if (e.n > 1) e.n--;
+        else ownMoves.delete(name);
+        if (e.until > now()) return;
+      }
+    }
+    dirty = true;
+    poke();
+  };
+
+  // Routing reads and parses the task file: cache the result per row version so a task skipped
+  // for a full specialist is not re-parsed on every pass. A scan that sees the file changed, a
+  // claim, a release or a block all give the row a new `updatedMs` (and the key holds the routed
+  // fields too, for clocks that do not move).
+  const routeCache = new Map<string, { key: string; route: RouteResult }>();
+  const routeKey = (rec: TaskRecord): string =>
+    JSON.stringify([rec.file, rec.updatedMs, rec.attempts, rec.status, rec.agent, rec.title, rec.tags, rec.dependsOn, rec.resources]);
+  const routeOf = (rec: TaskRecord): RouteResult | null => {
+    const key = routeKey(rec);
+    const c = routeCache.get(rec.id);
+    if (c && c.key === key) return c.route;
+    const parsed = readTask(join(ws.root, ...rec.file.split('/')), rec.file);
+    if (!parsed.ok) {
+      routeCache.delete(rec.id);
+      return null; // the next scan records it as invalid
+    }
+    const route = routeTask(parsed.task, profiles, cfg, { env, now });
+    routeCache.set(rec.id, { key, route });
+    return route;
+  };
 
   /** One pass over the ready set: route, respect caps, claim, start. Returns how many started. */
   const fill = async (): Promise<{ started: number; waitingBackoff: number }> => {
     let started = 0;
     let waitingBackoff = 0;
     if (workers.size >= concurrency) return { started, waitingBackoff };
-    await queue.scan();
-    const ready = await queue.ready();
-    const t = now();
-    for (const rec of ready) {
-      if (stopping() || workers.size >= concurrency) break;
-      if (workers.has(rec.id)) continue;
-      const nb = notBefore.get(rec.id);
-      if (nb !== undefined && nb > t) {
-        waitingBackoff++;
-        continue;
-      }
-      const parsed = readTask(join(ws.root, ...rec.file.split('/')), rec.file);
-      if (!parsed.ok) continue; // the next scan records it as invalid
-      const route = routeTask(parsed.task, profiles, cfg, { env, now });
-      if (!route.ok) {
-        const claim = await queue.claim({ id: rec.id });
-        if (!claim) continue;
-        emit({ type: 'route-failed', taskId: rec.id, runId: claim.runId, reason: route.message });
-        await finishBlocked(claim, route.message, { taskId: rec.id, runId: claim.runId, specialist: '-', attempt: claim.attempt }, now());
-        continue;
-      }
-      const s = route.specialist;
-      if (runningFor(s.name) >= s.maxConcurrency) continue;
-      const claim = await queue.claim({ id: rec.id });
-      if (!claim) continue;
-      notBefore.delete(rec.id);
-      emit({ type: 'routed', taskId: rec.id, runId: claim.runId, specialist: s.name, reason: route.reason });
-      startWorker(rec, claim, s);
-      started++;
+    let scanned = false;
+    if (dirty || now() - lastScan >= pollMs) {
+      await scan();
+      scanned = true;
     }
+    const full = (): boolean => stopping() || workers.size >= concurrency || (profiles.length > 0 && profiles.every((p) => runningFor(p.name) >= p.maxConcurrency));
+    const t = now();
+    const seen = new Set<string>();
+    /** Tries the records in order; returns whether it stopped because no more can start. */
+    const consider = async (records: readonly TaskRecord[]): Promise<boolean> => {
+      for (const rec of records) {
+        if (full()) return true;
+        if (seen.has(rec.id)) continue;
+        seen.add(rec.id);
+        if (workers.has(rec.id)) continue;
+        const nb = notBefore.get(rec.id);
+        if (nb !== undefined && nb > t) {
+          waitingBackoff++;
+          continue;
+        }
+        const route = routeOf(rec);
+        if (!route) continue;
+        if (!route.ok) {
+          routeCache.delete(rec.id);
+          noteOwnMove(rec.file);
+          const claim = await queue.claim({ id: rec.id });
+          if (!claim) {
+            dropOwnMove(rec.file);
+            continue;
+          }
+          emit({ type: 'route-failed', taskId: rec.id, runId: claim.runId, reason: route.message });
+          await finishBlocked(claim, route.message, { taskId: rec.id, runId: claim.runId, specialist: '-', attempt: claim.attempt }, now());
+          continue;
+        }
+        const s = route.specialist;
+        if (runningFor(s.name) >= s.maxConcurrency) continue;
+        noteOwnMove(rec.file);
+        const claim = await queue.claim({ id: rec.id });
+        if (!claim) {
+          dropOwnMove(rec.file);
+          continue;
+        }
+        routeCache.delete(rec.id);
+        notBefore.delete(rec.id);
+        emit({ type: 'routed', taskId: rec.id, runId: claim.runId, specialist: s.name, reason: route.reason });
+        startWorker(rec, claim, s);
+        started++;
+      }
+      return full();
+    };
+    // The first few ready tasks usually fill the free slots; the whole list is read only when
+    // they could not (backoff, full specialists) and there may be more.
+    const limit = concurrency * 2 + notBefore.size + 8;
+    let ready = await queue.ready({ limit });
+    if (ready.length === 0 && !scanned) {
+      // Nothing ready without a scan this pass: look at the folders once before saying so
+      // (`--once` exits on this answer).
+      await scan();
+      scanned = true;
+      ready = await queue.ready({ limit });
+    }
+    const done = await consider(ready);
+    if (!done && ready.length >= limit) await consider(await queue.ready());
     return { started, waitingBackoff };
   };
 
@@ -451,13 +567,14 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
   try {
     const reconcile = async (): Promise<void> => {
       const rep = await queue.reconcile();
+      dirty = true; // a repair may have moved files; the next pass looks at the folders
       if (rep.repairs.length > 0) emit({ type: 'reconciled', data: { repairs: rep.repairs } });
     };
     await reconcile();
     let lastReconcile = now();
     if (!opts.once) {
       try {
-        watcher = watch(ws.backlog, () => poke());
+        watcher = watch(ws.backlog, (_event, name) => onBacklogEvent(typeof name === 'string' ? name : null));
         watcher.on('error', () => {
           watcher?.close();
           watcher = null;

@@ -2,7 +2,7 @@
 // Folders are the truth a person sees; SQLite mirrors them and holds leases and fencing tokens.
 // Every state change happens inside BEGIN IMMEDIATE, and the file moves happen while that lock
 // is held, so queue processes sharing a workspace are serialized and never see half a move.
-import { existsSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { existsSync, openSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -10,7 +10,7 @@ import { fail, ok, OpsError, type Issue, type Result } from './errors.js';
 import type { Store } from './store.js';
 import type { TaskUpdate } from './task-render.js';
 import type { TaskStatus } from './task-types.js';
-import { closeQuiet, fsyncAll, fsyncDir, unlinkQuiet, writeTempPending, writeTempSynced, type PendingTemp } from './durable-fs.js';
+import { closeQuiet, fsyncAll, fsyncFdAsync, unlinkQuiet, writeTempPending, writeTempSynced, type PendingTemp } from './durable-fs.js';
 import { checkTaskGraph, type GraphNode } from './task-graph.js';
 import { scanFolders, type ScanReport } from './queue-scan.js';
 import { reconcileQueue, type ReconcileReport } from './queue-reconcile.js';
@@ -95,7 +95,8 @@ export interface TaskQueue {
   scan(): Promise<ScanReport>;
   list(filter?: { status?: ListStatus }): Promise<TaskRecord[]>;
   get(id: string): Promise<TaskRecord | null>;
-  ready(): Promise<TaskRecord[]>;
+  /** Ready tasks in claim order; `limit` returns only the first ones (the crew's hot path). */
+  ready(opts?: { limit?: number }): Promise<TaskRecord[]>;
   invalid(): Promise<InvalidFile[]>;
   /** Duplicate ids, missing dependencies and cycles across the workspace, each with file and line. */
   graphIssues(): Promise<Issue[]>;
@@ -284,58 +285,131 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
     });
   };
 
+  /** Directory fsyncs as thread-pool jobs (started inside the lock, awaited after the COMMIT). */
+  const syncDirs = (dirs: readonly string[]): Promise<void> => {
+    const fds = [...new Set(dirs)].map((d) => openSync(d, 'r'));
+    return Promise.all(fds.map((f) => fsyncFdAsync(f))).then(
+      () => fds.forEach(closeQuiet),
+      (e: unknown) => {
+        fds.forEach(closeQuiet);
+        throw e;
+      },
+    );
+  };
+
+  interface Prepared {
+    src: string;
+    size: number;
+    mtimeMs: number;
+    tmp: string;
+  }
+
+  /**
+   * Outside the lock: render the new text and write + fsync its temp file in the thread pool, so
+   * the write lock is held only for the renames and the rows. Inside the lock the file is checked
+   * unchanged (same path, size, mtime) before the prepared temp is used; otherwise it is redone.
+   */
+  const prepareFinish = async (mods: TaskModules, claim: Claim, update: TaskUpdate): Promise<Prepared | null> => {
+    // A claim that lost its lease gets its answer from the locked check, with no temp file beside
+    // a file that is someone else's now.
+    if (getLease(db, claim.taskId)?.token !== claim.token) return null;
+    const row = getRow(db, claim.taskId);
+    const src = row ? absFile(ws, row.file) : claim.file;
+    let pending: PendingTemp | undefined;
+    try {
+      const st = statSync(src, { throwIfNoEntry: false });
+      if (!st) return null;
+      const up = mods.updateTaskText(readFileSync(src, 'utf8'), update, row?.file ?? src);
+      if (!up.ok) return null; // reported with the fencing check first, inside the lock
+      pending = writeTempPending(src, up.value);
+      await fsyncFdAsync(pending.fd);
+      return { src, size: st.size, mtimeMs: st.mtimeMs, tmp: pending.tmp };
+    } catch {
+      if (pending) unlinkQuiet(pending.tmp);
+      return null; // the locked path redoes it and reports what went wrong
+    } finally {
+      if (pending) closeQuiet(pending.fd);
+    }
+  };
+
   /** complete / block / release: fencing check first, then file content, then the move. */
-  const finish = (
+  const finish = async (
     mods: TaskModules,
     claim: Claim,
     to: 'completed' | 'backlog',
     outcome: 'completed' | 'blocked' | 'released',
     update: TaskUpdate,
     reason: string | null,
-  ): Result<{ file: string }, FencedCode> =>
-    db.immediate(() => {
-      const t = ctx.now();
-      const lease = getLease(db, claim.taskId);
-      if (!lease || lease.token !== claim.token) {
-        return fail(
-          'fenced',
-          `${claim.taskId}: fencing token ${claim.token} is no longer valid (lease ${lease ? `now token ${lease.token}` : 'gone'}); nothing was changed`,
-        );
-      }
-      const row = getRow(db, claim.taskId);
-      const src = row ? absFile(ws, row.file) : claim.file;
-      let text: string;
+  ): Promise<Result<{ file: string }, FencedCode>> => {
+    const prep = await prepareFinish(mods, claim, update);
+    let syncs: Promise<void> | undefined;
+    let r: Result<{ file: string }, FencedCode>;
+    try {
+      r = db.immediate(() => {
+        const t = ctx.now();
+        const lease = getLease(db, claim.taskId);
+        if (!lease || lease.token !== claim.token) {
+          return fail(
+            'fenced',
+            `${claim.taskId}: fencing token ${claim.token} is no longer valid (lease ${lease ? `now token ${lease.token}` : 'gone'}); nothing was changed`,
+          );
+        }
+        const row = getRow(db, claim.taskId);
+        const src = row ? absFile(ws, row.file) : claim.file;
+        let tmp: string;
+        const cur = prep && prep.src === src ? statSync(src, { throwIfNoEntry: false }) : undefined;
+        if (prep && cur && cur.size === prep.size && cur.mtimeMs === prep.mtimeMs) {
+          tmp = prep.tmp;
+        } else {
+          let text: string;
+          try {
+            text = readFileSync(src, 'utf8');
+          } catch (e) {
+            return fail('task-missing', `${claim.taskId}: cannot read ${src}: ${String(e)}`);
+          }
+          const up = mods.updateTaskText(text, update, row?.file ?? src);
+          if (!up.ok) return fail('render-failed', `${claim.taskId}: ${up.message}`);
+          tmp = writeTempSynced(src, up.value);
+        }
+        const dest = destFor(to, basename(src), claim.taskId);
+        // Content first (in place), then the move: a crash between them leaves an active file whose
+        // front matter already says where it goes, and reconcile rolls that forward.
+        renameSync(tmp, src);
+        renameSync(src, dest);
+        // The directory fsyncs run in the thread pool while this thread commits the WAL (as in
+        // claim); the caller hears of the result only after both are done.
+        syncs = syncDirs([ws.active, ws[to]]);
+        const st = statSync(dest);
+        const status = outcome === 'completed' ? 'completed' : outcome === 'blocked' ? 'blocked' : null;
+        db.run('DELETE FROM leases WHERE task_id = ?', [claim.taskId]);
+        db.run('UPDATE runs SET outcome = ?, reason = ?, ended_ms = ? WHERE id = ?', [outcome, reason, t, lease.run_id]);
+        db.run('UPDATE tasks SET folder = ?, file = ?, status = ?, size = ?, mtime_ms = ?, updated_ms = ? WHERE id = ?', [
+          to,
+          relFile(ws, dest),
+          status,
+          st.size,
+          st.mtimeMs,
+          t,
+          claim.taskId,
+        ]);
+        addEvent(db, t, outcome, claim.taskId, lease.run_id, reason ? { reason } : {});
+        return ok({ file: dest });
+      });
+    } catch (e) {
+      syncs?.catch(() => {}); // the error below is the one to report
+      throw e;
+    } finally {
+      if (prep) unlinkQuiet(prep.tmp); // a no-op once it was renamed into place
+    }
+    if (syncs) {
       try {
-        text = readFileSync(src, 'utf8');
+        await syncs;
       } catch (e) {
-        return fail('task-missing', `${claim.taskId}: cannot read ${src}: ${String(e)}`);
+        throw new OpsError('finish-io', `${claim.taskId}: moved and recorded, but its folders could not be synced: ${String(e)}`, { cause: e });
       }
-      const up = mods.updateTaskText(text, update, row?.file ?? src);
-      if (!up.ok) return fail('render-failed', `${claim.taskId}: ${up.message}`);
-      const dest = destFor(to, basename(src), claim.taskId);
-      // Content first (in place), then the move: a crash between them leaves an active file whose
-      // front matter already says where it goes, and reconcile rolls that forward.
-      const tmp = writeTempSynced(src, up.value);
-      renameSync(tmp, src);
-      renameSync(src, dest);
-      fsyncDir(ws.active);
-      fsyncDir(ws[to]);
-      const st = statSync(dest);
-      const status = outcome === 'completed' ? 'completed' : outcome === 'blocked' ? 'blocked' : null;
-      db.run('DELETE FROM leases WHERE task_id = ?', [claim.taskId]);
-      db.run('UPDATE runs SET outcome = ?, reason = ?, ended_ms = ? WHERE id = ?', [outcome, reason, t, lease.run_id]);
-      db.run('UPDATE tasks SET folder = ?, file = ?, status = ?, size = ?, mtime_ms = ?, updated_ms = ? WHERE id = ?', [
-        to,
-        relFile(ws, dest),
-        status,
-        st.size,
-        st.mtimeMs,
-        t,
-        claim.taskId,
-      ]);
-      addEvent(db, t, outcome, claim.taskId, lease.run_id, reason ? { reason } : {});
-      return ok({ file: dest });
-    });
+    }
+    return r;
+  };
 
   const mergeUpdate = (base: TaskUpdate | undefined, set: TaskUpdate['set'], unset: string[]): TaskUpdate => ({
     ...base,
@@ -362,8 +436,11 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
       return r ? toRecord(r) : null;
     },
 
-    async ready() {
-      return db.read(() => db.all<TaskRow>(`${READY_SQL}${READY_ORDER}`)).map(toRecord);
+    async ready(o = {}) {
+      const limit = o.limit !== undefined && Number.isFinite(o.limit) ? Math.max(0, Math.floor(o.limit)) : null;
+      return db
+        .read(() => (limit === null ? db.all<TaskRow>(`${READY_SQL}${READY_ORDER}`) : db.all<TaskRow>(`${READY_SQL}${READY_ORDER} LIMIT ?`, [limit])))
+        .map(toRecord);
     },
 
     async invalid() {
