@@ -77,6 +77,13 @@ describe('runCrew with the Claude brain', () => {
         return message(req, [text('Looking at the health endpoint.'), toolUse('http', { args: ['-fsS', `${http.base}/health`] })]);
       },
       (req) => message(req, [toolUse('task_submit', { id: 'TASK-301' })]),
+      (req) => {
+        // The retrospective agent narrates from the recorded facts, passed as untrusted data, with no tools.
+        expect(req.tools ?? []).toEqual([]);
+        expect(JSON.stringify(req.messages)).toContain('untrusted');
+        expect(JSON.stringify(req.messages)).toContain('TASK-301');
+        return message(req, [text('TASK-301 was checked over HTTP and submitted; the health check passed on the first attempt.')]);
+      },
     ]);
     const summary = await runCrew({ workspace: ws, specialistsDir: join(ROOT, 'agents', 'specialists'), once: true, env: env(), jsonLog: false });
     expect(summary.completed).toEqual(['TASK-301']);
@@ -84,12 +91,36 @@ describe('runCrew with the Claude brain', () => {
     const done = readFileSync(join(ws.completed, 'health.md'), 'utf8');
     expect(done).toContain('- [x] The service is healthy');
     expect(done).toContain('## Verification Evidence');
-    expect(readdirSync(ws.retrospectives).some((f) => f.startsWith('retro-') && f.endsWith('-TASK-301.md'))).toBe(true);
+    const retros = readdirSync(ws.retrospectives).filter((f) => f.startsWith('retro-') && f.endsWith('-TASK-301.md'));
+    expect(retros).toHaveLength(1);
+    const retro = readFileSync(join(ws.retrospectives, retros[0] ?? ''), 'utf8');
+    // The same facts section as under the runbook brain, plus Claude's narrative.
+    expect(retro).toContain('## Facts');
+    expect(retro).toContain('## Narrative');
+    expect(retro).toContain('the health check passed on the first attempt');
+  });
+
+  it('keeps the facts-only retrospective when narration fails', async () => {
+    const ws = workspace();
+    dbl = await startAnthropicDouble([
+      (req) => message(req, [toolUse('task_submit', { id: 'TASK-301' })]),
+      () => ({ status: 400, body: { type: 'error', error: { type: 'invalid_request_error', message: 'no narration today' } } }),
+    ]);
+    const summary = await runCrew({ workspace: ws, specialistsDir: join(ROOT, 'agents', 'specialists'), once: true, env: env(), jsonLog: false });
+    expect(summary.completed).toEqual(['TASK-301']);
+    const retros = readdirSync(ws.retrospectives).filter((f) => f.endsWith('-TASK-301.md'));
+    expect(retros).toHaveLength(1);
+    const retro = readFileSync(join(ws.retrospectives, retros[0] ?? ''), 'utf8');
+    expect(retro).toContain('## Facts');
+    expect(retro).not.toContain('## Narrative');
   });
 
   it('does not complete a task whose model never submits; the run fails and the task is blocked after max_attempts', async () => {
     const ws = workspace();
-    dbl = await startAnthropicDouble([(req) => message(req, [text('Everything looks fine; nothing to do.')])]);
+    dbl = await startAnthropicDouble([
+      (req) => message(req, [text('Everything looks fine; nothing to do.')]),
+      (req) => message(req, [text('The model ended without submitting TASK-301; nothing was verified.')]),
+    ]);
     const summary = await runCrew({ workspace: ws, specialistsDir: join(ROOT, 'agents', 'specialists'), once: true, env: env(), jsonLog: false });
     expect(summary.completed).toEqual([]);
     expect(summary.blocked.map((b) => b.id)).toEqual(['TASK-301']);

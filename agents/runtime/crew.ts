@@ -237,18 +237,32 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
   // The retrospective-agent role under the runbook brain: one retrospective per run, written from
   // the recorded facts (store rows + the task) after the queue has settled the task.
   const runTasks = new Map<string, Task>();
+  // Under the Claude brain the retrospective also gets a narrative (the same facts section): it is
+  // written after the facts-only retro, so a slow or failing model never holds up the crew.
+  const narrations = new Set<Promise<void>>();
   const record = (run: CrewRun): void => {
     summary.runs.push(run);
     if (opts.retrospectives === false) return;
+    const task = runTasks.get(run.runId) ?? null;
+    runTasks.delete(run.runId);
+    const retroDeps = { db: store.db, root: ws.root, retrospectivesDir: ws.retrospectives, now, scrub: (t: string) => broker.scrub(t), env };
     try {
-      recordRunKnowledge(
-        { db: store.db, root: ws.root, retrospectivesDir: ws.retrospectives, now, scrub: (t) => broker.scrub(t), env },
-        { runId: run.runId, task: runTasks.get(run.runId) ?? null },
-      );
+      const out = recordRunKnowledge(retroDeps, { runId: run.runId, task });
+      if (out && brain.narrate) {
+        const narrate = brain.narrate.bind(brain);
+        const p = (async () => {
+          try {
+            const narrative = await narrate(out.facts, AbortSignal.timeout(NARRATION_TIMEOUT_MS));
+            if (narrative) recordRunKnowledge(retroDeps, { runId: run.runId, task, narrative });
+          } catch (e) {
+            emit({ type: 'error', taskId: run.taskId, runId: run.runId, reason: `the retrospective keeps its facts only; narration failed: ${errText(e)}` });
+          }
+        })();
+        narrations.add(p);
+        void p.finally(() => narrations.delete(p));
+      }
     } catch (e) {
       emit({ type: 'error', taskId: run.taskId, runId: run.runId, reason: `could not write the retrospective: ${errText(e)}` });
-    } finally {
-      runTasks.delete(run.runId);
     }
   };
 
@@ -630,6 +644,8 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
         summary.failed.push({ id, reason });
       }
     }
+    // Narrations are bounded by NARRATION_TIMEOUT_MS each; wait for them before the store closes.
+    await Promise.all([...narrations]);
     emit({ type: 'crew-stop', data: { completed: summary.completed.length, blocked: summary.blocked.length, failed: summary.failed.length } });
     if (ownStore) store.close();
   }
@@ -660,6 +676,9 @@ function brainEventToCrew(e: BrainEvent, base: { taskId: string; runId: string; 
       return { type: 'approval-decided', ...base, approvalId: e.approvalId, outcome: e.state };
   }
 }
+
+/** A retrospective narration gets this long before the retro keeps its facts section only. */
+const NARRATION_TIMEOUT_MS = 60_000;
 
 function unwrap<T>(r: { ok: true; value: T } | { ok: false; code: string; message: string }): T {
   if (!r.ok) throw new OpsError(r.code, r.message);

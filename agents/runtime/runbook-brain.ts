@@ -80,6 +80,11 @@ export interface BrainInput {
 export interface Brain {
   name: string;
   run(input: BrainInput): Promise<RunOutcome>;
+  /**
+   * Narrates a run's retrospective from its recorded facts (the Claude brain); the deterministic
+   * brain has none, and its retrospectives carry the facts section only.
+   */
+  narrate?(facts: unknown, signal?: AbortSignal): Promise<string | null>;
 }
 
 export interface RunbookBrainDeps extends Omit<GateDeps, 'signal'> {
