@@ -178,7 +178,7 @@ export function registerTaskTools(server: McpServer, deps: TaskToolDeps): void {
       if (!mine(target)) {
         return errorResult('not-yours', `${target.id} is assigned to ${target.agent}`, `leave it to ${target.agent}, or message_send them`);
       }
-      const claim = await queue.claim({ id: target.id, holder: deps.holder });
+      const claim = await queue.claim({ id: target.id, holder: deps.holder, agent: deps.agent });
       if (!claim) return errorResult('claim-lost', `${target.id} was claimed by someone else first`, 'call task_next again');
       deps.claims.set(claim);
       const parsed = parseTask(readFileSync(claim.file, 'utf8'), claim.file);

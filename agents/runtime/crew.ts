@@ -531,7 +531,7 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
         const s = route.specialist;
         if (runningFor(s.name) >= s.maxConcurrency) continue;
         noteOwnMove(rec.file);
-        const claim = await queue.claim({ id: rec.id });
+        const claim = await queue.claim({ id: rec.id, agent: s.name });
         if (!claim) {
           dropOwnMove(rec.file);
           continue;

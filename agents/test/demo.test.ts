@@ -128,7 +128,14 @@ describe('opscrew demo (the real CLI process)', () => {
     // One retrospective per run (TASK-004 ran twice), and the app is gone.
     expect(d.retrospectives.files).toHaveLength(5);
     for (const f of d.retrospectives.files) expect(existsSync(join(dir, f))).toBe(true);
-    expect(readdirSync(join(dir, 'retrospectives')).filter((n) => n.includes('TASK-004'))).toHaveLength(2);
+    const retro4 = readdirSync(join(dir, 'retrospectives')).filter((n) => n.includes('TASK-004'));
+    expect(retro4).toHaveLength(2);
+    for (const n of retro4) {
+      const text = readFileSync(join(dir, 'retrospectives', n), 'utf8');
+      // The routed specialist is on the run, and the failed check is listed as a failure.
+      expect(text).toMatch(/- Run: run-\S+ \(attempt [12], agent devops-specialist\)/);
+      expect(text).toMatch(/### Failures\n\n- acceptance criterion failed: The app is healthy on the new release/);
+    }
     expect(d.service.stopped).toBe(true);
     expect(await listening(Number(new URL(d.url).port))).toBe(false);
     // Nothing outside the throwaway workspace changed in the checkout.

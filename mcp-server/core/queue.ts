@@ -101,7 +101,8 @@ export interface TaskQueue {
   /** Duplicate ids, missing dependencies and cycles across the workspace, each with file and line. */
   graphIssues(): Promise<Issue[]>;
   /** Take the first ready task (or the named one if it is ready); null when there is none or a race was lost. */
-  claim(opts?: { id?: string; holder?: string; runId?: string }): Promise<Claim | null>;
+  /** `agent`: who will run it (the routed specialist), recorded on the run; default the task's `agent:`. */
+  claim(opts?: { id?: string; holder?: string; runId?: string; agent?: string }): Promise<Claim | null>;
   heartbeat(claim: Claim): Promise<Result<{ leaseExpiresMs: number }, FencedCode>>;
   complete(claim: Claim, update?: TaskUpdate): Promise<Result<{ file: string }, FencedCode>>;
   block(claim: Claim, reason: string, update?: TaskUpdate): Promise<Result<{ file: string }, FencedCode>>;
@@ -201,7 +202,7 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
 
   const claimOnce = (
     mods: TaskModules,
-    o: { id?: string; holder: string; runId?: string },
+    o: { id?: string; holder: string; runId?: string; agent?: string },
   ): { claim: Claim; pending: PendingTemp; syncs: Promise<void> } | null | 'retry' => {
     return db.immediate(() => {
       const t = ctx.now();
@@ -273,7 +274,7 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
       ]);
       db.run(
         'INSERT INTO runs (id, task_id, agent, attempt, token, holder, started_ms) VALUES (?, ?, ?, ?, ?, ?, ?)',
-        [runId, row.id, row.agent, attempt, token, o.holder, t],
+        [runId, row.id, o.agent ?? row.agent, attempt, token, o.holder, t],
       );
       db.run(
         `UPDATE tasks SET folder = 'active', file = ?, status = 'active', attempts = ?, size = ?, mtime_ms = ?, updated_ms = ?
@@ -469,7 +470,7 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
       const holder = o.holder ?? defaultHolderId;
       for (let i = 0; i < 8; i++) {
         try {
-          const r = claimOnce(mods, { holder, ...(o.id ? { id: o.id } : {}), ...(o.runId ? { runId: o.runId } : {}) });
+          const r = claimOnce(mods, { holder, ...(o.id ? { id: o.id } : {}), ...(o.runId ? { runId: o.runId } : {}), ...(o.agent ? { agent: o.agent } : {}) });
           if (r === 'retry') continue;
           if (r === null) return null;
           try {

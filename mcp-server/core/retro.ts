@@ -241,7 +241,10 @@ export function renderRetro(facts: RetroFacts, narrative?: string): string {
   if (f.criteria.items.length === 0) L.push('- (not verified in this run)');
   L.push('', '### Failures', '');
   for (const x of f.failures) L.push(`- \`${x.signature}\` × ${x.count} (steps ${x.steps.join(', ')})`);
-  if (f.failures.length === 0) L.push('- none');
+  // A check whose command ran fine but whose expectation failed is a failure too, not a tool error.
+  const failedChecks = f.criteria.items.filter((c) => !c.met && c.outcome.startsWith('failed'));
+  for (const c of failedChecks) L.push(`- acceptance criterion failed: ${c.criterion}${c.evidence ? ` — ${c.evidence}` : ''}`);
+  if (f.failures.length === 0 && failedChecks.length === 0) L.push('- none');
   L.push('', '### Scoped out', '');
   for (const o of f.outOfScope) L.push(`- ${o}`);
   if (f.outOfScope.length === 0) L.push('- nothing stated');
