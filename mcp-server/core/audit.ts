@@ -124,24 +124,6 @@ export interface AuditFilter {
   limit?: number;
 }
 
-interface Raw {
-  seq: number;
-  ts_ms: number;
-  agent: string;
-  task_id: string | null;
-  run_id: string | null;
-  tool: string | null;
-  verb: string | null;
-  canonical: string;
-  class: string | null;
-  decision: string;
-  rule: string;
-  approval_id: string | null;
-  exit_code: number | null;
-  duration_ms: number | null;
-  stdout: string | null;
-  stderr: string | null;
-}
 
 /** Audit rows in call order (oldest first); with `limit`, the most recent `limit` of them. */
 export function listAudit(db: Db, filter: AuditFilter = {}): AuditRow[] {
@@ -165,7 +147,7 @@ export function listAudit(db: Db, filter: AuditFilter = {}): AuditRow[] {
   }
   const limit = Math.max(1, Math.min(100_000, Math.floor(filter.limit ?? 1000)));
   const sql = `SELECT * FROM (SELECT * FROM tool_calls ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY seq DESC LIMIT ${limit}) ORDER BY seq ASC`;
-  return db.all<Raw>(sql, params).map((r) => ({
+  return db.all<ToolCallsRow>(sql, params).map((r) => ({
     seq: r.seq,
     tsMs: r.ts_ms,
     agent: r.agent,
