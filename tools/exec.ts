@@ -105,35 +105,27 @@ export const runProcess: Spawner = async (req: SpawnRequest): Promise<SpawnResul
   const out = new CappedSink(req.outputCap);
   const err = new CappedSink(req.outputCap);
 
-  if (req.signal?.aborted) {
-    return {
-      exitCode: null,
-      signal: null,
-      stdout: '',
-      stderr: '',
-      durationMs: elapsed(),
-      timedOut: false,
-      truncated: false,
-      aborted: true,
-      spawnError: 'aborted before start',
-    };
-  }
+  // The program never started: the reason is data, like any other outcome.
+  const notStarted = (spawnError: string, aborted = false): SpawnResult => ({
+    exitCode: null,
+    signal: null,
+    stdout: '',
+    stderr: '',
+    durationMs: elapsed(),
+    timedOut: false,
+    truncated: false,
+    ...(aborted ? { aborted: true } : {}),
+    spawnError,
+  });
+
+  if (req.signal?.aborted) return notStarted('aborted before start', true);
 
   let sub: ReturnType<typeof start>;
   try {
     sub = start(req);
   } catch (e) {
     // Invalid arguments (an empty program name...) are refused by execa synchronously.
-    return {
-      exitCode: null,
-      signal: null,
-      stdout: '',
-      stderr: '',
-      durationMs: elapsed(),
-      timedOut: false,
-      truncated: false,
-      spawnError: e instanceof Error ? e.message.split('\n')[0] ?? e.message : String(e),
-    };
+    return notStarted(e instanceof Error ? (e.message.split('\n')[0] ?? e.message) : String(e));
   }
 
   if (sub.pid !== undefined) track(sub.pid);

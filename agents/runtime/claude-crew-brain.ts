@@ -5,17 +5,11 @@
 // `settled`, and the crew must not complete or block the task a second time.
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
-import type { Config } from '../../mcp-server/core/config.js';
 import { ok, type Result } from '../../mcp-server/core/errors.js';
 import { lessonsFor as lessonsFromGraph } from '../../mcp-server/core/knowledge.js';
-import type { TaskQueue } from '../../mcp-server/core/queue.js';
-import type { Specialist } from '../../mcp-server/core/specialists.js';
-import type { Store } from '../../mcp-server/core/store.js';
 import type { CriterionEvidence, Task } from '../../mcp-server/core/task-types.js';
-import type { Workspace } from '../../mcp-server/core/workspace.js';
-import { createServer, identityFor } from '../../mcp-server/server.js';
+import { createServer, identityFor, type ServerDeps } from '../../mcp-server/server.js';
 import { memoryClaims } from '../../mcp-server/tools-task.js';
-import type { SecretBroker, Spawner } from '../../tools/types.js';
 import { createAnthropicModel } from './anthropic/client.js';
 import {
   checkClaudeBrainAvailable,
@@ -31,17 +25,10 @@ import {
 import type { Model } from './model.js';
 import type { Brain, BrainInput, RunOutcome, StepRecord } from './runbook-brain.js';
 
-export interface ClaudeCrewBrainDeps {
-  workspace: Workspace;
-  store: Store;
-  config: Config;
-  env: NodeJS.ProcessEnv;
-  broker: SecretBroker;
-  queue: TaskQueue;
-  specialists: readonly Specialist[];
-  now?: () => number;
-  spawn?: Spawner;
-  version?: string;
+/** What each run's in-process MCP server needs (the session's identity and claim come per run). */
+export interface ClaudeCrewBrainDeps
+  extends Pick<ServerDeps, 'workspace' | 'store' | 'config' | 'env' | 'broker' | 'queue' | 'specialists' | 'spawn'>,
+    Partial<Pick<ServerDeps, 'now' | 'version'>> {
   /** Model, retries, budgets; the key and base URL come from `env`. */
   claude?: Omit<ClaudeBrainFactoryOptions, 'env' | 'scrub' | 'now'>;
 }

@@ -339,8 +339,11 @@ function similar(a: string, b: string): boolean {
 // ---------------------------------------------------------------------------------------------
 // Commands
 
-/** Quote-aware scan for shell syntax opscrew does not have (DESIGN §3). */
-function shellSyntax(cmd: string): string | null {
+/**
+ * Calls `visit(i)` for each character of `cmd` outside quotes and backslash escapes; `visit`
+ * returns how many extra characters to skip, or a value to stop with.
+ */
+function scanUnquoted<T>(cmd: string, visit: (i: number) => number | { stop: T }): T | null {
   let q: string | null = null;
   for (let i = 0; i < cmd.length; i++) {
     const c = cmd[i] ?? '';
@@ -351,34 +354,38 @@ function shellSyntax(cmd: string): string | null {
     }
     if (c === "'" || c === '"') q = c;
     else if (c === '\\') i += 1;
-    else if (c === ';' || c === '`' || c === '>' || c === '<') return c;
-    else if (c === '|' && cmd[i + 1] === '|') return '||';
-    else if (c === '$' && cmd[i + 1] === '(') return '$(';
+    else {
+      const r = visit(i);
+      if (typeof r !== 'number') return r.stop;
+      i += r;
+    }
   }
-  if (/^cd(?:\s|$)/.test(cmd)) return 'cd';
   return null;
+}
+
+/** Quote-aware scan for shell syntax opscrew does not have (DESIGN §3). */
+function shellSyntax(cmd: string): string | null {
+  const found = scanUnquoted<string>(cmd, (i) => {
+    const c = cmd[i];
+    if (c === ';' || c === '`' || c === '>' || c === '<') return { stop: c };
+    if (c === '|' && cmd[i + 1] === '|') return { stop: '||' };
+    if (c === '$' && cmd[i + 1] === '(') return { stop: '$(' };
+    return 0;
+  });
+  if (found !== null) return found;
+  return /^cd(?:\s|$)/.test(cmd) ? 'cd' : null;
 }
 
 /** Split on top-level `&&`: a chain that stops at the first failure is what Steps already do. */
 function splitAndAnd(cmd: string): string[] {
   const parts: string[] = [];
-  let q: string | null = null;
   let start = 0;
-  for (let i = 0; i < cmd.length; i++) {
-    const c = cmd[i] ?? '';
-    if (q) {
-      if (c === q) q = null;
-      else if (c === '\\' && q === '"') i += 1;
-      continue;
-    }
-    if (c === "'" || c === '"') q = c;
-    else if (c === '\\') i += 1;
-    else if (c === '&' && cmd[i + 1] === '&') {
-      parts.push(cmd.slice(start, i).trim());
-      start = i + 2;
-      i += 1;
-    }
-  }
+  scanUnquoted<never>(cmd, (i) => {
+    if (cmd[i] !== '&' || cmd[i + 1] !== '&') return 0;
+    parts.push(cmd.slice(start, i).trim());
+    start = i + 2;
+    return 1;
+  });
   parts.push(cmd.slice(start).trim());
   return parts.filter((p) => p !== '');
 }
