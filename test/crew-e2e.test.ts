@@ -280,7 +280,7 @@ curl -fsS BASE/echo/verify-rollback
     expect(back).toContain('## Verification Evidence');
     expect(back).toContain('- [ ] The greeting says goodbye');
     const dbRuns = env.store.db.all<{ outcome: string }>('SELECT outcome FROM runs WHERE task_id = ? ORDER BY started_ms', ['TASK-103']);
-    expect(dbRuns.map((r) => r.outcome)).toEqual(['released', 'blocked']);
+    expect(dbRuns.map((r) => r.outcome)).toEqual(['failed', 'blocked']);
   });
 
   it('runs a dependent task only after its dependency completed', async () => {

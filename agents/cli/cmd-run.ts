@@ -12,6 +12,7 @@ export interface RunOptions {
   concurrency?: number;
   brain?: 'runbook' | 'claude';
   json?: boolean;
+  threads?: number;
 }
 
 
@@ -27,6 +28,7 @@ export function registerRun(program: Command, ctx: CliContext): void {
     .description('run the crew: claim ready tasks, run them as their specialist through the policy, complete, retry or block them')
     .option('--once', 'process until nothing is ready and no worker runs, then exit 0 (default: keep watching the backlog)')
     .option('--concurrency <n>', 'workers (default: concurrency in opscrew.config.yaml)', positiveInt)
+    .option('--threads <n>', 'crews on their own threads sharing the workers and specialist caps (default: one per core, at most one per two workers)', positiveInt)
     .addOption(new Option('--brain <brain>', 'runbook (deterministic, no API key) or claude').choices(['runbook', 'claude']))
     .option('--json', 'print the summary as JSON on stdout (progress stays on stderr)')
     .addHelpText('after', '\nStop a running crew with Ctrl-C or SIGTERM: it stops claiming, lets running tasks finish, releases the rest.')
@@ -48,8 +50,8 @@ export async function runCommand(io: CliIO, dir: string, opts: RunOptions): Prom
     if (!available.ok) throw new CliError(EXIT.USAGE, available.message);
   }
 
-  const [{ runCrew }, { createProgressPrinter }, { packageRoot }, { renderTable, printJson, printLines }] = await Promise.all([
-    import('../runtime/crew.js'),
+  const [{ runCrewThreads, defaultCrewThreads }, { createProgressPrinter }, { packageRoot }, { renderTable, printJson, printLines }] = await Promise.all([
+    import('../runtime/crew-threads.js'),
     import('../runtime/progress.js'),
     import('./paths.js'),
     import('./output.js'),
@@ -66,7 +68,8 @@ export async function runCommand(io: CliIO, dir: string, opts: RunOptions): Prom
   process.on('SIGINT', onInt);
   let summary;
   try {
-    summary = await runCrew({
+    summary = await runCrewThreads({
+      threads: opts.threads ?? defaultCrewThreads(opts.concurrency ?? config.concurrency),
       workspace: ws,
       config,
       specialistsDir: join(packageRoot(), 'agents', 'specialists'),

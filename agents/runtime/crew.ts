@@ -226,6 +226,7 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
 
   /** Fenced write of runner-owned state into the claimed file (e.g. awaiting-approval). */
   const setState = async (claim: Claim, update: TaskUpdate): Promise<void> => {
+    await queue.settled(claim);
     const hb = await queue.heartbeat(claim);
     if (!hb.ok) throw new OpsError(hb.code, hb.message);
     const text = readFileSync(claim.file, 'utf8');
@@ -288,6 +289,7 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
     const base = { taskId: claim.taskId, runId: claim.runId, specialist: specialist.name, attempt: claim.attempt };
     emit({ type: 'claimed', ...base });
     const rel = rec.file.replace('tasks/backlog/', 'tasks/active/');
+    await queue.settled(claim);
     const parsed = readTask(claim.file, rel);
     if (!parsed.ok) {
       await finishBlocked(claim, parsed.reason, base, started);
@@ -366,7 +368,7 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
         const max = task.fm.max_attempts ?? cfg.max_attempts;
         if (claim.attempt < max && !stopping()) {
           const delay = backoffDelay(claim.attempt, backoff);
-          const r = await intoBacklog(claim, () => queue.release(claim, outcome.reason));
+          const r = await intoBacklog(claim, () => queue.release(claim, outcome.reason, { outcome: 'failed' }));
           if (r.ok) {
             notBefore.set(claim.taskId, now() + delay);
             lastFailure.set(claim.taskId, outcome.reason);
@@ -472,21 +474,29 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
   // for a full specialist is not re-parsed on every pass. A scan that sees the file changed, a
   // claim, a release or a block all give the row a new `updatedMs` (and the key holds the routed
   // fields too, for clocks that do not move).
-  const routeCache = new Map<string, { key: string; route: RouteResult }>();
+  const routeCache = new Map<string, { key: string; route: RouteResult; retryAtMs: number | null }>();
   const routeKey = (rec: TaskRecord): string =>
     JSON.stringify([rec.file, rec.updatedMs, rec.attempts, rec.status, rec.agent, rec.title, rec.tags, rec.dependsOn, rec.resources]);
-  const routeOf = (rec: TaskRecord): RouteResult | null => {
+  // A failed run's retry waits for its backoff, whichever crew (thread, daemon) ran it: the time
+  // comes from the task's last run in the store, not from this crew's memory.
+  const retryAtOf = async (rec: TaskRecord): Promise<number | null> => {
+    if (rec.attempts === 0) return null;
+    const last = await queue.lastRun(rec.id);
+    if (!last || last.outcome !== 'failed' || last.endedMs === null) return null;
+    return last.endedMs + backoffDelay(last.attempt, backoff);
+  };
+  const routeOf = async (rec: TaskRecord): Promise<{ route: RouteResult; retryAtMs: number | null } | null> => {
     const key = routeKey(rec);
     const c = routeCache.get(rec.id);
-    if (c && c.key === key) return c.route;
+    if (c && c.key === key) return c;
     const parsed = readTask(join(ws.root, ...rec.file.split('/')), rec.file);
     if (!parsed.ok) {
       routeCache.delete(rec.id);
       return null; // the next scan records it as invalid
     }
-    const route = routeTask(parsed.task, profiles, cfg, { env, now });
-    routeCache.set(rec.id, { key, route });
-    return route;
+    const entry = { key, route: routeTask(parsed.task, profiles, cfg, { env, now }), retryAtMs: await retryAtOf(rec) };
+    routeCache.set(rec.id, entry);
+    return entry;
   };
 
   /** One pass over the ready set: route, respect caps, claim, start. Returns how many started. */
@@ -509,13 +519,15 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
         if (seen.has(rec.id)) continue;
         seen.add(rec.id);
         if (workers.has(rec.id)) continue;
-        const nb = notBefore.get(rec.id);
-        if (nb !== undefined && nb > t) {
+        const routed = await routeOf(rec);
+        if (!routed) continue;
+        const nb = Math.max(notBefore.get(rec.id) ?? 0, routed.retryAtMs ?? 0);
+        if (nb > t) {
+          notBefore.set(rec.id, nb);
           waitingBackoff++;
           continue;
         }
-        const route = routeOf(rec);
-        if (!route) continue;
+        const route = routed.route;
         if (!route.ok) {
           routeCache.delete(rec.id);
           noteOwnMove(rec.file);

@@ -141,14 +141,19 @@ function recordDurably(db: Db, row: AuditInput, options: RecordOptions): Promise
 function flushAudit(db: Db): void {
   const batch = pendingAudit.get(db) ?? [];
   pendingAudit.delete(db);
-  let seqs: number[] | undefined;
+  let committed: { value: number[]; durable: Promise<void> } | undefined;
   try {
-    seqs = db.immediate(() => batch.map((p) => recordCall(db, p.row, p.options)));
+    // The WAL fsync runs in the thread pool (shared with other commits): calls resolve after it.
+    committed = db.immediateDeferred(() => batch.map((p) => recordCall(db, p.row, p.options)));
   } catch {
-    seqs = undefined;
+    committed = undefined;
   }
-  if (seqs) {
-    batch.forEach((p, i) => p.done(seqs[i]!));
+  if (committed) {
+    const seqs = committed.value;
+    committed.durable.then(
+      () => batch.forEach((p, i) => p.done(seqs[i]!)),
+      (e: unknown) => batch.forEach((p) => p.fail(e)),
+    );
     return;
   }
   // The batch was rolled back: each row on its own, so one bad row fails only its own call.

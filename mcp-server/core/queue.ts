@@ -10,7 +10,7 @@ import { fail, ok, OpsError, type Issue, type Result } from './errors.js';
 import type { Store } from './store.js';
 import type { TaskUpdate } from './task-render.js';
 import type { TaskStatus } from './task-types.js';
-import { closeQuiet, fsyncAll, fsyncFdAsync, unlinkQuiet, writeTempPending, writeTempSynced, type PendingTemp } from './durable-fs.js';
+import { closeQuiet, fsyncFdAsync, unlinkQuiet, writeTempPending, writeTempSynced, type PendingTemp } from './durable-fs.js';
 import { checkTaskGraph, type GraphNode } from './task-graph.js';
 import { scanFolders, type ScanReport } from './queue-scan.js';
 import { reconcileQueue, type ReconcileReport } from './queue-reconcile.js';
@@ -103,10 +103,19 @@ export interface TaskQueue {
   /** Take the first ready task (or the named one if it is ready); null when there is none or a race was lost. */
   /** `agent`: who will run it (the routed specialist), recorded on the run; default the task's `agent:`. */
   claim(opts?: { id?: string; holder?: string; runId?: string; agent?: string }): Promise<Claim | null>;
+  /**
+   * Resolves when the claim's front matter (status, run_id, attempts, started_at) is in the file:
+   * `claim` returns once the move and the lease are durable and writes those fields after it.
+   * complete/block/release wait for it themselves; read the file only after it.
+   */
+  settled(claim: Pick<Claim, 'taskId' | 'token'>): Promise<void>;
   heartbeat(claim: Claim): Promise<Result<{ leaseExpiresMs: number }, FencedCode>>;
   complete(claim: Claim, update?: TaskUpdate): Promise<Result<{ file: string }, FencedCode>>;
   block(claim: Claim, reason: string, update?: TaskUpdate): Promise<Result<{ file: string }, FencedCode>>;
-  release(claim: Claim, reason: string): Promise<Result<{ file: string }, FencedCode>>;
+  /** Back to backlog, unblocked. `outcome: 'failed'` records the run as failed (it will be retried). */
+  release(claim: Claim, reason: string, opts?: { outcome?: 'released' | 'failed' }): Promise<Result<{ file: string }, FencedCode>>;
+  /** The task's latest run (any holder, any process): what a retry's backoff is counted from. */
+  lastRun(id: string): Promise<{ runId: string; attempt: number; outcome: string | null; endedMs: number | null } | null>;
   /** Repair drift between folders and store, return expired leases' tasks to backlog. */
   reconcile(): Promise<ReconcileReport>;
 }
@@ -200,11 +209,17 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
     }
   };
 
+  /**
+   * One claim attempt: inside the write lock, pick the row, move the file to active/ and record the
+   * lease; the directory fsyncs run in the thread pool while this thread commits, and the WAL fsync
+   * joins them (group commit). Resolves once the move and the lease are both durable.
+   */
   const claimOnce = (
     mods: TaskModules,
     o: { id?: string; holder: string; runId?: string; agent?: string },
-  ): { claim: Claim; pending: PendingTemp; syncs: Promise<void> } | null | 'retry' => {
-    return db.immediate(() => {
+  ): Promise<{ claim: Claim; startedMs: number } | null | 'retry'> => {
+    let syncs: Promise<void> | undefined;
+    const committed = db.immediateAsync((): { claim: Claim; startedMs: number } | null | 'retry' => {
       const t = ctx.now();
       const row = o.id
         ? db.get<TaskRow>(`${READY_SQL} AND t.id = ?`, [o.id])
@@ -245,46 +260,83 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new LostRace();
         throw e;
       }
-      // From here on, any failure must put the file back before the transaction rolls back.
-      let pending: PendingTemp | undefined;
       try {
-        const text = readFileSync(dest, 'utf8');
-        const up = mods.updateTaskText(
-          text,
-          { set: { status: 'active', run_id: runId, attempts: attempt, started_at: isoOf(t) }, unset: ['blocked_reason', 'blocked_at'] },
+        syncs = syncDirs([ws.active, ws.backlog]);
+        const expires = t + ctx.leaseMs;
+        db.run('INSERT INTO leases (task_id, token, holder, run_id, expires_ms) VALUES (?, ?, ?, ?, ?)', [row.id, token, o.holder, runId, expires]);
+        db.run('INSERT INTO runs (id, task_id, agent, attempt, token, holder, started_ms) VALUES (?, ?, ?, ?, ?, ?, ?)', [
+          runId,
+          row.id,
+          o.agent ?? row.agent,
+          attempt,
+          token,
+          o.holder,
+          t,
+        ]);
+        // rename(2) keeps size and mtime: the row still matches the file until its front matter is written.
+        db.run(`UPDATE tasks SET folder = 'active', file = ?, status = 'active', attempts = ?, size = ?, mtime_ms = ?, updated_ms = ? WHERE id = ?`, [
           relFile(ws, dest),
-        );
-        if (!up.ok) throw new Error(`cannot update ${row.file}: ${up.message}`);
-        pending = writeTempPending(dest, up.value);
+          attempt,
+          st.size,
+          st.mtimeMs,
+          t,
+          row.id,
+        ]);
+        addEvent(db, t, 'claimed', row.id, runId, { token, holder: o.holder, attempt });
+        return { claim: { taskId: row.id, runId, token, holder: o.holder, attempt, file: dest, leaseExpiresMs: expires }, startedMs: t };
       } catch (e) {
+        // The transaction rolls back: the file goes back where the rows say it is.
         renameSync(dest, src);
         throw e;
       }
-      // The fsyncs of the new front matter and of both directories run in the thread pool while
-      // this thread commits the WAL: the kernel folds them into few journal commits. A crash in
-      // between is safe either way: the original text is at `dest` until the synced temp replaces it.
-      const syncs = fsyncAll(pending.fd, [ws.active, ws.backlog]);
-      const expires = t + ctx.leaseMs;
-      db.run('INSERT INTO leases (task_id, token, holder, run_id, expires_ms) VALUES (?, ?, ?, ?, ?)', [
-        row.id,
-        token,
-        o.holder,
-        runId,
-        expires,
-      ]);
-      db.run(
-        'INSERT INTO runs (id, task_id, agent, attempt, token, holder, started_ms) VALUES (?, ?, ?, ?, ?, ?, ?)',
-        [runId, row.id, o.agent ?? row.agent, attempt, token, o.holder, t],
-      );
-      db.run(
-        `UPDATE tasks SET folder = 'active', file = ?, status = 'active', attempts = ?, size = ?, mtime_ms = ?, updated_ms = ?
-         WHERE id = ?`,
-        [relFile(ws, dest), attempt, pending.size, pending.mtimeMs, t, row.id],
-      );
-      addEvent(db, t, 'claimed', row.id, runId, { token, holder: o.holder, attempt });
-      return { claim: { taskId: row.id, runId, token, holder: o.holder, attempt, file: dest, leaseExpiresMs: expires }, pending, syncs };
     });
+    return Promise.all([committed, syncs]).then(
+      ([c]) => c,
+      (e: unknown) => {
+        syncs?.catch(() => undefined);
+        throw e;
+      },
+    );
   };
+
+  // The claim's front matter (status, run_id, attempts, started_at) is written after the claim
+  // returns: the move and the lease are the claim; the file's fields only show it. Every later
+  // operation on the claim waits for this write first (`settled`). A crash before it lands leaves
+  // the original text in active/, which the finish or the reconciler rewrites anyway.
+  const frontMatterWrites = new Map<string, Promise<void>>();
+  const claimKey = (c: Pick<Claim, 'taskId' | 'token'>): string => `${c.taskId}\u0000${c.token}`;
+  const writeClaimFrontMatter = async (mods: TaskModules, claim: Claim, startedMs: number): Promise<void> => {
+    const rel = relFile(ws, claim.file);
+    const up = mods.updateTaskText(
+      readFileSync(claim.file, 'utf8'),
+      { set: { status: 'active', run_id: claim.runId, attempts: claim.attempt, started_at: isoOf(startedMs) }, unset: ['blocked_reason', 'blocked_at'] },
+      rel,
+    );
+    if (!up.ok) return; // the finish renders the file again and reports what is wrong with it
+    const pending = writeTempPending(claim.file, up.value);
+    try {
+      await fsyncFdAsync(pending.fd);
+      // Under the write lock: the file is replaced only while this claim still holds the lease.
+      await db.immediateAsync(() => {
+        if (getLease(db, claim.taskId)?.token !== claim.token) return;
+        renameSync(pending.tmp, claim.file);
+        db.run('UPDATE tasks SET size = ?, mtime_ms = ? WHERE id = ? AND file = ?', [pending.size, pending.mtimeMs, claim.taskId, rel]);
+      });
+    } finally {
+      closeQuiet(pending.fd);
+      unlinkQuiet(pending.tmp); // a no-op once renamed into place
+    }
+  };
+  const startFrontMatter = (mods: TaskModules, claim: Claim, startedMs: number): void => {
+    const key = claimKey(claim);
+    const p = writeClaimFrontMatter(mods, claim, startedMs)
+      .catch(() => undefined)
+      .finally(() => {
+        if (frontMatterWrites.get(key) === p) frontMatterWrites.delete(key);
+      });
+    frontMatterWrites.set(key, p);
+  };
+  const settled = (claim: Pick<Claim, 'taskId' | 'token'>): Promise<void> => frontMatterWrites.get(claimKey(claim)) ?? Promise.resolve();
 
   /** Directory fsyncs as thread-pool jobs (started inside the lock, awaited after the COMMIT). */
   const syncDirs = (dirs: readonly string[]): Promise<void> => {
@@ -338,15 +390,16 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
     mods: TaskModules,
     claim: Claim,
     to: 'completed' | 'backlog',
-    outcome: 'completed' | 'blocked' | 'released',
+    outcome: 'completed' | 'blocked' | 'released' | 'failed',
     update: TaskUpdate,
     reason: string | null,
   ): Promise<Result<{ file: string }, FencedCode>> => {
+    await settled(claim);
     const prep = await prepareFinish(mods, claim, update);
     let syncs: Promise<void> | undefined;
-    let r: Result<{ file: string }, FencedCode>;
+    let committed: Promise<Result<{ file: string }, FencedCode>>;
     try {
-      r = db.immediate(() => {
+      committed = db.immediateAsync((): Result<{ file: string }, FencedCode> => {
         const t = ctx.now();
         const lease = getLease(db, claim.taskId);
         if (!lease || lease.token !== claim.token) {
@@ -396,11 +449,15 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
         addEvent(db, t, outcome, claim.taskId, lease.run_id, reason ? { reason } : {});
         return ok({ file: dest });
       });
+    } finally {
+      if (prep) unlinkQuiet(prep.tmp); // a no-op once it was renamed into place
+    }
+    let r: Result<{ file: string }, FencedCode>;
+    try {
+      r = await committed;
     } catch (e) {
       syncs?.catch(() => {}); // the error below is the one to report
       throw e;
-    } finally {
-      if (prep) unlinkQuiet(prep.tmp); // a no-op once it was renamed into place
     }
     if (syncs) {
       try {
@@ -469,33 +526,26 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
       const mods = await ctx.modules();
       const holder = o.holder ?? defaultHolderId;
       for (let i = 0; i < 8; i++) {
+        let r: Awaited<ReturnType<typeof claimOnce>>;
         try {
-          const r = claimOnce(mods, { holder, ...(o.id ? { id: o.id } : {}), ...(o.runId ? { runId: o.runId } : {}), ...(o.agent ? { agent: o.agent } : {}) });
-          if (r === 'retry') continue;
-          if (r === null) return null;
-          try {
-            await r.syncs;
-            renameSync(r.pending.tmp, r.claim.file);
-          } catch (e) {
-            // Committed but the front matter could not be made durable: the task stays claimed with
-            // its original text; the caller learns of it and the lease expires if it gives up.
-            unlinkQuiet(r.pending.tmp);
-            throw new OpsError('claim-io', `${r.claim.taskId} claimed but its front matter was not updated: ${String(e)}`, { cause: e });
-          } finally {
-            closeQuiet(r.pending.fd);
-          }
-          return r.claim;
+          r = await claimOnce(mods, { holder, ...(o.id ? { id: o.id } : {}), ...(o.runId ? { runId: o.runId } : {}), ...(o.agent ? { agent: o.agent } : {}) });
         } catch (e) {
           if (e instanceof LostRace) return null;
           throw e;
         }
+        if (r === 'retry') continue;
+        if (r === null) return null;
+        startFrontMatter(mods, r.claim, r.startedMs);
+        return r.claim;
       }
       return null;
     },
 
+    settled,
+
     async heartbeat(claim) {
       const expires = ctx.now() + ctx.leaseMs;
-      const n = db.immediate(
+      const n = await db.immediateAsync(
         () => db.run('UPDATE leases SET expires_ms = ? WHERE task_id = ? AND token = ?', [expires, claim.taskId, claim.token]).changes,
       );
       if (n === 0) return fail('fenced', `${claim.taskId}: lease with token ${claim.token} is gone; stop working on it`);
@@ -515,9 +565,17 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
       return finish(mods, claim, 'backlog', 'blocked', mergeUpdate(update, { status: 'blocked', blocked_reason: reason, blocked_at: t }, []), reason);
     },
 
-    async release(claim, reason) {
+    async release(claim, reason, o = {}) {
       const mods = await ctx.modules();
-      return finish(mods, claim, 'backlog', 'released', { unset: ['status'] }, reason);
+      return finish(mods, claim, 'backlog', o.outcome ?? 'released', { unset: ['status'] }, reason);
+    },
+
+    async lastRun(id) {
+      const r = db.get<{ id: string; attempt: number; outcome: string | null; ended_ms: number | null }>(
+        'SELECT id, attempt, outcome, ended_ms FROM runs WHERE task_id = ? ORDER BY started_ms DESC, rowid DESC LIMIT 1',
+        [id],
+      );
+      return r ? { runId: r.id, attempt: r.attempt, outcome: r.outcome, endedMs: r.ended_ms } : null;
     },
 
     reconcile: () => reconcileQueue(ctx),

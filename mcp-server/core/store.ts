@@ -1,7 +1,7 @@
 // The store: the ONE module that imports better-sqlite3. Everything else uses the `Db`
 // interface below, so a different backend can replace this file without touching callers.
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { closeSync, fsync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { OpsError } from './errors.js';
 import { MIGRATIONS, type Migration } from './migrations.js';
@@ -25,6 +25,18 @@ export interface Db {
   exec(sql: string): void;
   /** Read-then-write: BEGIN IMMEDIATE ... COMMIT, durable (synchronous=FULL) on commit. */
   immediate<T>(fn: () => T): T;
+  /**
+   * The same transaction, but the commit's WAL fsync runs in the thread pool instead of blocking
+   * this thread, shared with other commits waiting at the same time (group commit). The promise
+   * resolves once the transaction is as durable as an `immediate` commit; act on it only then.
+   * Nested inside another transaction it joins that one (durable when the outer one commits).
+   */
+  immediateAsync<T>(fn: () => T): Promise<T>;
+  /**
+   * `immediateAsync` in two parts: a failed transaction throws here (rolled back), and `durable`
+   * settles with the WAL fsync (a rejection there means committed but perhaps not on disk).
+   */
+  immediateDeferred<T>(fn: () => T): { value: T; durable: Promise<void> };
   /** Read-only snapshot: BEGIN DEFERRED ... COMMIT. */
   read<T>(fn: () => T): T;
   /** Rows one at a time, so a caller can stop early (row and time limits); throws on a statement that returns no rows. */
@@ -91,17 +103,84 @@ export function openStore(path: string, options: OpenStoreOptions = {}): Store {
     raw.pragma('synchronous = FULL');
     raw.pragma('foreign_keys = OFF');
   }
-  const db = wrap(raw);
+  const walMode = !options.readonly && String(raw.pragma('journal_mode', { simple: true })).toLowerCase() === 'wal';
+  const wal = walMode ? walSyncer(`${path}-wal`) : null;
+  const db = wrap(raw, wal);
   if (!options.readonly) migrate(db, options.migrations ?? MIGRATIONS);
   return {
     db,
     path,
     sqliteVersion: version,
-    close: () => raw.close(),
+    close: () => {
+      raw.close();
+      wal?.close();
+    },
   };
 }
 
-function wrap(raw: Database.Database): Db {
+export interface WalSyncer {
+  /** Resolves after an fsync of the WAL that started after this call. */
+  sync(): Promise<void>;
+  close(): void;
+}
+
+/**
+ * Group commit for the WAL: one fsync in flight at a time; callers arriving while it runs share the
+ * next one. fsync of the WAL file after a synchronous=NORMAL commit is what synchronous=FULL does
+ * inside the commit (SQLite never replaces the WAL file while a connection is open); checkpoints
+ * keep their own syncs under NORMAL.
+ */
+export function walSyncer(walPath: string, fsyncFd: (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => void = fsync): WalSyncer {
+  let fd: number | null = null;
+  let closed = false;
+  let running: Promise<void> | null = null;
+  let queued: Promise<void> | null = null;
+  const once = (): Promise<void> =>
+    new Promise((resolve, reject) => {
+      if (closed) return reject(new OpsError('store-closed', 'the store was closed before its last commit was synced'));
+      try {
+        fd ??= openSync(walPath, 'r');
+      } catch (cause) {
+        return reject(new OpsError('store-sync', `cannot open ${walPath} to sync it: ${String(cause)}`, { cause }));
+      }
+      fsyncFd(fd, (err) => (err ? reject(new OpsError('store-sync', `fsync of ${walPath} failed: ${err.message}`, { cause: err })) : resolve()));
+    });
+  const start = (): Promise<void> => {
+    const p = once().finally(() => {
+      if (running === p) running = null;
+    });
+    running = p;
+    return p;
+  };
+  return {
+    sync() {
+      if (!running) return start();
+      queued ??= running
+        .catch(() => undefined)
+        .then(() => {
+          queued = null;
+          return start();
+        });
+      return queued;
+    },
+    close() {
+      closed = true;
+      const f = fd;
+      fd = null;
+      if (f === null) return;
+      // An fsync may still be in flight on this descriptor: close it only after that settles.
+      void Promise.all([running, queued].map((p) => p?.catch(() => undefined))).then(() => {
+        try {
+          closeSync(f);
+        } catch {
+          // already closed
+        }
+      });
+    },
+  };
+}
+
+function wrap(raw: Database.Database, wal: WalSyncer | null): Db {
   // Statement cache: the same SQL text is prepared once per connection.
   const cache = new Map<string, Database.Statement>();
   const stmt = (sql: string): Database.Statement => {
@@ -114,6 +193,9 @@ function wrap(raw: Database.Database): Db {
   };
   const bind = (params: SqlParams | undefined): unknown[] =>
     params === undefined ? [] : Array.isArray(params) ? [...params] : [params];
+  // Switched around an immediateAsync commit only (no I/O: the setting is per connection).
+  const setNormal = wal ? raw.prepare('PRAGMA synchronous = NORMAL') : null;
+  const setFull = wal ? raw.prepare('PRAGMA synchronous = FULL') : null;
   let depth = 0;
   const tx = <T>(begin: string, fn: () => T): T => {
     if (depth > 0) return fn(); // nested: join the outer transaction
@@ -130,6 +212,17 @@ function wrap(raw: Database.Database): Db {
       depth--;
     }
   };
+  const immediateDeferred = <T>(fn: () => T): { value: T; durable: Promise<void> } => {
+    if (depth > 0 || !wal || !setNormal || !setFull) return { value: tx('BEGIN IMMEDIATE', fn), durable: Promise.resolve() };
+    setNormal.run();
+    let value: T;
+    try {
+      value = tx('BEGIN IMMEDIATE', fn);
+    } finally {
+      setFull.run();
+    }
+    return { value, durable: wal.sync() };
+  };
   return {
     run: (sql, params) => {
       const r = stmt(sql).run(...bind(params));
@@ -141,6 +234,15 @@ function wrap(raw: Database.Database): Db {
       raw.exec(sql);
     },
     immediate: (fn) => tx('BEGIN IMMEDIATE', fn),
+    immediateDeferred,
+    immediateAsync: <T>(fn: () => T): Promise<T> => {
+      try {
+        const r = immediateDeferred(fn);
+        return r.durable.then(() => r.value);
+      } catch (e) {
+        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+      }
+    },
     read: (fn) => tx('BEGIN DEFERRED', fn),
     iterate: <T>(sql: string, params?: SqlParams) => stmt(sql).iterate(...bind(params)) as IterableIterator<T>,
     statementInfo: (sql) => {

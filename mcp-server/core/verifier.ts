@@ -81,7 +81,7 @@ export async function verifyTask(deps: VerifierDeps, input: VerifyInput): Promis
     if (passed) satisfiedLines.push(c.line);
   }
   const allPassed = evidence.every((e) => e.outcome === 'verified' || e.outcome === 'na');
-  recordVerifications(deps, input, evidence);
+  await recordVerifications(deps, input, evidence);
   return { passed: allPassed, evidence, satisfiedLines };
 }
 
@@ -109,9 +109,9 @@ function commandEvidence(line: string, expects: Parameters<typeof checkExpectati
     : { command, exitCode: o.exitCode, durationMs: o.durationMs, excerpt, passed: false, ...(check.reason ? { reason: check.reason } : {}) };
 }
 
-function recordVerifications(deps: GateDeps, input: VerifyInput, evidence: CriterionEvidence[]): void {
+function recordVerifications(deps: GateDeps, input: VerifyInput, evidence: CriterionEvidence[]): Promise<void> {
   const ts = deps.now();
-  deps.db.immediate(() => {
+  return deps.db.immediateAsync(() => {
     for (const e of evidence) {
       deps.db.run('INSERT INTO verifications (run_id, task_id, criterion, outcome, evidence, ts_ms) VALUES (?, ?, ?, ?, ?, ?)', [
         input.runId,

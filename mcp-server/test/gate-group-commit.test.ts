@@ -43,6 +43,15 @@ function instrumented(db: Db): { db: Db; commits: () => number } {
         depth--;
       }
     },
+    immediateDeferred: (fn) => {
+      if (depth === 0) commits++;
+      depth++;
+      try {
+        return db.immediateDeferred(fn);
+      } finally {
+        depth--;
+      }
+    },
   };
   return { db: wrapped, commits: () => commits };
 }

@@ -178,6 +178,8 @@ describe('claim, complete, block, release', () => {
     expect(c).toMatchObject({ taskId: 'TASK-001', runId: 'run-test-1', token: 1, holder: 'h1', attempt: 1, leaseExpiresMs: T0 + LEASE });
     expect(c!.file).toBe(join(e.ws.active, 'fix-dns.md'));
     expect(existsSync(p)).toBe(false);
+    // The claim returns once the move and the lease are durable; its front matter follows.
+    await e.q.settled(c!);
     const fm = fmOf(c!.file);
     expect(fm).toMatchObject({ status: 'active', run_id: 'run-test-1', attempts: 1, started_at: new Date(T0).toISOString() });
     expect(bodyOf(readFileSync(c!.file, 'utf8'))).toBe(body);
@@ -260,7 +262,9 @@ describe('fencing', () => {
     e.clock.t += LEASE + 1; // the zombie stalls past its lease
     const rep = await e.queue('reaper').reconcile();
     expect(rep.repairs.map((r) => r.kind)).toContain('lease-lost');
-    const fresh = await e.queue('h2').claim({ holder: 'h2' });
+    const h2 = e.queue('h2');
+    const fresh = await h2.claim({ holder: 'h2' });
+    await h2.settled(fresh!);
     expect(fresh).toMatchObject({ taskId: 'TASK-001', token: 2, attempt: 2 });
 
     const file = fresh!.file;
@@ -281,7 +285,23 @@ describe('fencing', () => {
     expect(e.store.db.get('SELECT * FROM tasks WHERE id = ?', ['TASK-001'])).toEqual(rowBefore);
     expect(e.store.db.get('SELECT * FROM leases WHERE task_id = ?', ['TASK-001'])).toEqual(leaseBefore);
     // The live holder still can.
-    expect((await e.queue('h2').complete(fresh!, {})).ok).toBe(true);
+    expect((await h2.complete(fresh!, {})).ok).toBe(true);
+  });
+
+  it("a claim's late front-matter write never lands once its lease is gone", async () => {
+    const e = env();
+    const p = e.put('backlog', 'a', { id: 'TASK-001', title: 'a' });
+    await e.q.scan();
+    const c = await e.q.claim({ holder: 'slow' });
+    // Before the write lands: the lease expires and another process returns the task to backlog.
+    e.clock.t += LEASE + 1;
+    const rep = await e.queue('reaper').reconcile();
+    expect(rep.repairs.map((r) => r.kind)).toContain('lease-lost');
+    await e.q.settled(c!);
+    expect(readdirSync(e.ws.active)).toEqual([]);
+    expect(readdirSync(e.ws.backlog)).toEqual(['a.md']);
+    expect(fmOf(p).status).toBeUndefined();
+    expect(fmOf(p).run_id).toBeUndefined();
   });
 
   it('tokens keep increasing across release and re-claim', async () => {
@@ -328,6 +348,7 @@ describe('reconcile', () => {
     e.put('backlog', 'a', { id: 'TASK-001', title: 'a' });
     await e.q.scan();
     const c = await e.q.claim();
+    await e.q.settled(c!);
     // Simulate the crash window: front matter already says completed, file still in active/.
     const text = readFileSync(c!.file, 'utf8').replace('status: active', 'status: completed');
     writeFileSync(c!.file, text);

@@ -1,8 +1,8 @@
 import { describe, it, expect, afterEach } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkSqliteVersion, compareVersions, openStore, MIN_SQLITE_VERSION, type Store } from '../core/store.js';
+import { checkSqliteVersion, compareVersions, openStore, walSyncer, MIN_SQLITE_VERSION, type Store } from '../core/store.js';
 import { MIGRATIONS } from '../core/migrations.js';
 import { OpsError } from '../core/errors.js';
 
@@ -54,6 +54,65 @@ describe('store', () => {
     expect(s.db.get("SELECT 1 FROM fence WHERE task_id = 'A'")).toBeUndefined();
     s.db.immediate(() => s.db.run("INSERT INTO fence (task_id, token) VALUES ('B', 1)"));
     expect(s.db.get<{ token: number }>("SELECT token FROM fence WHERE task_id = 'B'")?.token).toBe(1);
+  });
+
+  it('immediateAsync() commits, resolves after the sync, rolls back on a throw and leaves synchronous=FULL', async () => {
+    const s = openStore(join(tmp(), 'z.db'));
+    stores.push(s);
+    const v = await s.db.immediateAsync(() => s.db.run("INSERT INTO fence (task_id, token) VALUES ('C', 3)").changes);
+    expect(v).toBe(1);
+    expect(s.db.get<{ token: number }>("SELECT token FROM fence WHERE task_id = 'C'")?.token).toBe(3);
+    await expect(
+      s.db.immediateAsync(() => {
+        s.db.run("INSERT INTO fence (task_id, token) VALUES ('D', 1)");
+        throw new Error('boom');
+      }),
+    ).rejects.toThrow('boom');
+    expect(s.db.get("SELECT 1 FROM fence WHERE task_id = 'D'")).toBeUndefined();
+    expect(s.db.get<{ synchronous: number }>('PRAGMA synchronous')?.synchronous).toBe(2);
+    // Nested in a synchronous transaction it joins it: rolled back with it.
+    expect(() =>
+      s.db.immediate(() => {
+        void s.db.immediateAsync(() => s.db.run("INSERT INTO fence (task_id, token) VALUES ('E', 1)"));
+        throw new Error('outer');
+      }),
+    ).toThrow('outer');
+    expect(s.db.get("SELECT 1 FROM fence WHERE task_id = 'E'")).toBeUndefined();
+    // Many at once all land.
+    await Promise.all(Array.from({ length: 20 }, (_, i) => s.db.immediateAsync(() => s.db.run('INSERT INTO fence (task_id, token) VALUES (?, ?)', [`G${i}`, i]))));
+    expect(s.db.get<{ n: number }>("SELECT count(*) AS n FROM fence WHERE task_id LIKE 'G%'")?.n).toBe(20);
+  });
+
+  it('walSyncer: one fsync in flight; callers arriving meanwhile share the next one', async () => {
+    const file = join(tmp(), 'db-wal');
+    writeFileSync(file, 'x');
+    const pending: Array<(err: NodeJS.ErrnoException | null) => void> = [];
+    const w = walSyncer(file, (_fd, cb) => pending.push(cb));
+    const order: string[] = [];
+    const a = w.sync().then(() => order.push('a'));
+    expect(pending).toHaveLength(1);
+    // b and c commit while a's fsync runs: neither may ride on it, both share the next one.
+    const b = w.sync().then(() => order.push('b'));
+    const c = w.sync().then(() => order.push('c'));
+    expect(pending).toHaveLength(1);
+    pending[0]?.(null);
+    await a;
+    await new Promise((r) => setImmediate(r));
+    expect(order).toEqual(['a']);
+    expect(pending).toHaveLength(2);
+    pending[1]?.(null);
+    await Promise.all([b, c]);
+    expect(order).toEqual(['a', 'b', 'c']);
+    // A failed fsync rejects its waiters with a coded error; the next call tries again.
+    const d = w.sync();
+    pending[2]?.(Object.assign(new Error('EIO'), { code: 'EIO' }));
+    await expect(d).rejects.toMatchObject({ code: 'store-sync' });
+    const e = w.sync();
+    expect(pending).toHaveLength(4);
+    pending[3]?.(null);
+    await e;
+    w.close();
+    await expect(w.sync()).rejects.toMatchObject({ code: 'store-closed' });
   });
 
   it('refuses SQLite older than 3.51.3 with a clear message', () => {

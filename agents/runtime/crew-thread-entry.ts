@@ -1,0 +1,26 @@
+// Entry of one crew thread started by runCrewThreads (crew-threads.ts): runs runCrew with the
+// options it was given and reports events, the summary or the failure to the parent. Wiring only.
+import { parentPort, workerData } from 'node:worker_threads';
+import { runCrew } from './crew.js';
+import type { CrewThreadData, CrewThreadMessage } from './crew-threads.js';
+
+function start(port: NonNullable<typeof parentPort>, data: CrewThreadData): void {
+  const post = (m: CrewThreadMessage): void => port.postMessage(m);
+  const stop = new AbortController();
+  port.on('message', (m: { type?: string }) => {
+    if (m.type === 'stop') stop.abort();
+  });
+  runCrew({ ...data.options, signal: stop.signal, ...(data.forwardEvents ? { onProgress: (event) => post({ type: 'event', event }) } : {}) }).then(
+    (summary) => {
+      post({ type: 'done', summary });
+      port.close();
+    },
+    (e: unknown) => {
+      const code = typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : 'crew-thread-failed';
+      post({ type: 'error', code, message: e instanceof Error ? e.message : String(e) });
+      port.close();
+    },
+  );
+}
+
+if (parentPort) start(parentPort, workerData as CrewThreadData);
