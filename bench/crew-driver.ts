@@ -2,7 +2,7 @@
 // HTTP target never share an event loop or a heap with the bench itself:
 //   node crew-driver.js target PORTFILE          a loopback HTTP target (GET /t/N → "ok\n"; GET /count)
 //   node crew-driver.js script PORT N C          N GETs at concurrency C, like the http tool sends them
-//   node crew-driver.js crew WS N C              runCrew --once in-process on workspace WS
+//   node crew-driver.js crew WS N C              runCrewThreads --once in-process on workspace WS
 // `script` and `crew` print one JSON line on stdout: {wallMs, ...}.
 import { writeFileSync } from 'node:fs';
 import * as http from 'node:http';
@@ -81,8 +81,8 @@ async function runScript(port: number, n: number, c: number): Promise<void> {
 
 async function runCrewOnce(ws: string, n: number, c: number): Promise<void> {
   const tImport = process.hrtime.bigint();
-  const [{ runCrew }, { loadSpecialists }] = await Promise.all([
-    import('../agents/runtime/crew.js'),
+  const [{ runCrewThreads, defaultCrewThreads }, { loadSpecialists }] = await Promise.all([
+    import('../agents/runtime/crew-threads.js'),
     import('../mcp-server/core/specialists.js'),
   ]);
   const loaded = loadSpecialists(join(ROOT, 'agents', 'specialists'));
@@ -93,11 +93,13 @@ async function runCrewOnce(ws: string, n: number, c: number): Promise<void> {
   const specialists = loaded.value.map((s) => ({ ...s, maxConcurrency: Math.max(s.maxConcurrency, c) }));
   const importMs = Number(process.hrtime.bigint() - tImport) / 1e6;
   const t0 = process.hrtime.bigint();
-  const summary = await runCrew({ workspace: ws, specialists, once: true, concurrency: c, env: { ...process.env } });
+  // The threads `opscrew run` uses by default for this concurrency (one per core, ≤ one per two workers).
+  const threads = defaultCrewThreads(c);
+  const summary = await runCrewThreads({ workspace: ws, specialists, once: true, concurrency: c, threads, env: { ...process.env } });
   const wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
   const mem = process.memoryUsage();
   process.stdout.write(
-    `${JSON.stringify({ wallMs, importMs, n, c, completed: summary.completed.length, blocked: summary.blocked.length, failed: summary.failed.length, firstBlock: summary.blocked[0]?.reason ?? null, rssMiB: mem.rss / 1048576 })}\n`,
+    `${JSON.stringify({ wallMs, importMs, n, c, threads, completed: summary.completed.length, blocked: summary.blocked.length, failed: summary.failed.length, firstBlock: summary.blocked[0]?.reason ?? null, rssMiB: mem.rss / 1048576 })}\n`,
   );
 }
 

@@ -108,6 +108,7 @@ interface ScriptOut {
 interface CrewOut {
   wallMs: number;
   importMs: number;
+  threads: number;
   completed: number;
   blocked: number;
   failed: number;
@@ -124,6 +125,7 @@ interface Level {
   scriptProcMs: number;
   crewProcMs: number;
   rssMiB: number;
+  threads: number;
   shape: RunShape;
 }
 
@@ -151,6 +153,7 @@ async function throughputLevel(work: string, port: number, n: number, c: number,
     scriptProcMs: mean([s1p, s2p]),
     crewProcMs: cr.durationMs,
     rssMiB: crew.rssMiB,
+    threads: crew.threads,
     shape: shapeOf(readLog(ws.logsDir)),
   };
 }
@@ -349,7 +352,7 @@ export async function benchCrew(opts: CrewBenchOptions = {}): Promise<BenchRepor
       const over = (l.crewMs - l.scriptMs) / n;
       const overProc = (l.crewProcMs - l.scriptProcMs) / n;
       metrics.push(
-        { name: `c=${l.c} crew tasks/s (in-process runCrew)`, value: rate(l), unit: '/s', detail: `${n} tasks in ${(l.crewMs / 1000).toFixed(2)} s; max ${l.shape.maxParallel} running at once` },
+        { name: `c=${l.c} crew tasks/s (in-process, ${l.threads} thread${l.threads === 1 ? '' : 's'})`, value: rate(l), unit: '/s', detail: `${n} tasks in ${(l.crewMs / 1000).toFixed(2)} s; max ${l.shape.maxParallel} running at once` },
         { name: `c=${l.c} plain script GETs/s`, value: (n / l.scriptMs) * 1000, unit: '/s', detail: `mean of the runs before and after: ${(l.scriptMs / 1000).toFixed(2)} s` },
         { name: `c=${l.c} crew overhead per task`, value: over, unit: 'ms', detail: `(crew − script) / ${n}; spawn-to-exit walls: ${overProc.toFixed(2)} ms` },
         {
@@ -392,7 +395,7 @@ export async function benchCrew(opts: CrewBenchOptions = {}): Promise<BenchRepor
       metrics,
       goals,
       notes: [
-        `${n} one-step tasks (one \`curl -fsS\` GET of a loopback target in its own process); crew = runCrew --once in its own process (shipped specialists, per-specialist caps raised to the concurrency so they do not bind), script = the same GETs with node:http, agent:false, same headers (what the http tool sends), in its own process, run before and after each crew run`,
+        `${n} one-step tasks (one \`curl -fsS\` GET of a loopback target in its own process); crew = runCrewThreads --once in its own process with the threads opscrew run picks for the concurrency (one per core, at most one per two workers; shipped specialists, per-specialist caps raised to the concurrency so they do not bind), script = the same GETs with node:http, agent:false, same headers (what the http tool sends), in its own process, run before and after each crew run`,
         `durable as shipped: queue renames + fsyncs, SQLite synchronous=FULL, one audit row per command`,
         `CLI run: \`node bin/opscrew.js run --once --concurrency ${cli.c} --json\` with the shipped caps (devops-specialist max_concurrency 2)`,
         `daemon: \`node bin/opscrew.js run --workspace DIR\` (config concurrency 4); drops are renames into tasks/backlog/, spaced 150–450 ms; claim time from the \`claimed\` event's ts`,

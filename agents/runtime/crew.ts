@@ -17,7 +17,7 @@ import type { CriterionEvidence, Task } from '../../mcp-server/core/task-types.j
 import { ensureWorkspace, resolveWorkspace, type Workspace } from '../../mcp-server/core/workspace.js';
 import { createSecretBroker } from '../../tools/secret-broker.js';
 import type { SecretBroker, Spawner } from '../../tools/types.js';
-import { createJsonLog, type CrewEvent } from './progress.js';
+import { createJsonLog, type CrewEvent, type JsonLog } from './progress.js';
 import { routeTask, type RouteResult } from './router.js';
 import { createRunbookBrain, sleep, type Brain, type BrainEvent, type RunOutcome } from './runbook-brain.js';
 import { checkClaudeBrainAvailable } from './claude-brain.js';
@@ -184,7 +184,7 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
   const graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
   const pollMs = opts.pollMs ?? DEFAULT_POLL_MS;
   const reconcileMs = opts.reconcileMs ?? Math.min(60_000, Math.max(1000, Math.floor(leaseMs / 2)));
-  const jsonLog = opts.jsonLog === false ? () => {} : createJsonLog(ws.logsDir);
+  const jsonLog: JsonLog = opts.jsonLog === false ? Object.assign(() => {}, { close: () => {} }) : createJsonLog(ws.logsDir);
   const emit = (e: Omit<CrewEvent, 'ts'>): void => {
     const full: CrewEvent = { ts: now(), ...e };
     jsonLog(full);
@@ -659,6 +659,7 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
     // Narrations are bounded by NARRATION_TIMEOUT_MS each; wait for them before the store closes.
     await Promise.all([...narrations]);
     emit({ type: 'crew-stop', data: { completed: summary.completed.length, blocked: summary.blocked.length, failed: summary.failed.length } });
+    jsonLog.close();
     if (ownStore) store.close();
   }
   return summary;

@@ -1,7 +1,7 @@
 // What the crew tells people and machines while it works: one structured JSON line per event
 // appended to `.opscrew/logs/crew-YYYYMMDD.jsonl` (always), and short progress lines on stderr
 // (task, step, elapsed) — compact on a TTY, timestamped plain lines otherwise.
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 export type CrewEventType =
@@ -50,22 +50,42 @@ export function logFileName(ms: number): string {
   return `crew-${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}.jsonl`;
 }
 
-/** Appends events as JSON lines. Logging never stops the crew: a failed write is reported once. */
-export function createJsonLog(logsDir: string, onError: (e: unknown) => void = () => {}): (e: CrewEvent) => void {
+/** A JSON-lines event log; `close` releases its file. */
+export type JsonLog = ((e: CrewEvent) => void) & { close(): void };
+
+/**
+ * Appends events as JSON lines, one file per UTC day, through one open descriptor (O_APPEND: lines
+ * from several crews on the workspace never interleave mid-line). Logging never stops the crew: a
+ * failed write is reported once.
+ */
+export function createJsonLog(logsDir: string, onError: (e: unknown) => void = () => {}): JsonLog {
   let made = false;
   let warned = false;
-  return (e) => {
+  let fd: number | null = null;
+  let name = '';
+  const close = (): void => {
+    if (fd !== null) closeSync(fd);
+    fd = null;
+  };
+  const log = (e: CrewEvent): void => {
     try {
       if (!made) {
         mkdirSync(logsDir, { recursive: true });
         made = true;
       }
-      appendFileSync(join(logsDir, logFileName(e.ts)), `${JSON.stringify(e)}\n`);
+      const want = logFileName(e.ts);
+      if (fd === null || want !== name) {
+        close();
+        fd = openSync(join(logsDir, want), 'a');
+        name = want;
+      }
+      writeSync(fd, `${JSON.stringify(e)}\n`);
     } catch (err) {
       if (!warned) onError(err);
       warned = true;
     }
   };
+  return Object.assign(log, { close });
 }
 
 export interface ProgressOptions {

@@ -5,7 +5,7 @@
 // the code engines with refusals as a second lock.
 import matter from 'gray-matter';
 import type { Issue } from './errors.js';
-import { parseYaml, yamlFix } from './yaml.js';
+import { parseFlatYaml, parseYaml, yamlFix, type YamlParsed, type YamlPathOptions } from './yaml.js';
 
 const BOM = '\uFEFF';
 const YAML_LANGUAGES = new Set(['', 'yaml', 'yml']);
@@ -115,11 +115,43 @@ function refuseCode(file: string): () => never {
   };
 }
 
+function linesByKey(keys: YamlParsed['keys']): { keyLines: Record<string, number>; itemLines: Record<string, number[]> } {
+  const keyLines: Record<string, number> = {};
+  const itemLines: Record<string, number[]> = {};
+  for (const k of keys) {
+    keyLines[k.key] = k.line;
+    itemLines[k.key] = k.itemLines;
+  }
+  return { keyLines, itemLines };
+}
+
+/**
+ * The common case without gray-matter: a YAML block the fast scanner reads as a mapping with at
+ * least one key. Given the framing below, gray-matter would hand our engine exactly `\n` + the
+ * block (CRLF as LF) minus its last line break (it splits at the first `\n---`, which is our
+ * closing line) and keep the engine's object, so parsing that same string gives the same data and
+ * lines. null: take the gray-matter path.
+ */
+function quickYamlBlock(rawYaml: string): (YamlParsed & { data: Record<string, unknown> }) | null {
+  const yaml = rawYaml.includes('\r') ? rawYaml.replace(/\r\n/g, '\n') : rawYaml;
+  if (!yaml.endsWith('\n')) return null;
+  const r = parseFlatYaml(`\n${yaml.slice(0, -1)}`);
+  if (!r || r.keys.length === 0) return null;
+  const data = r.data;
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) return null;
+  return { data: data as Record<string, unknown>, keys: r.keys };
+}
+
 /**
  * Split a task file into front-matter data and body, with line numbers. Never throws. A text with
- * no front matter yields empty data and the body starting at line 1.
+ * no front matter yields empty data and the body starting at line 1. `fast: false` skips the fast
+ * YAML path (equivalence tests, benchmark).
  */
-export function readFrontMatter(text: string, file: string): { ok: true; value: FrontMatter } | { ok: false; issues: Issue[] } {
+export function readFrontMatter(
+  text: string,
+  file: string,
+  options: YamlPathOptions = {},
+): { ok: true; value: FrontMatter } | { ok: false; issues: Issue[] } {
   const block = locateFrontMatter(text, file);
   if (block.problem) return { ok: false, issues: [block.problem] };
   if (!block.present) {
@@ -144,10 +176,15 @@ export function readFrontMatter(text: string, file: string): { ok: true; value: 
     };
   }
   const rawYaml = text.slice(block.yamlStart, block.closeStart);
+  const quick = options.fast === false ? null : quickYamlBlock(rawYaml);
+  if (quick) {
+    const lines = linesByKey(quick.keys);
+    return { ok: true, value: { block, data: quick.data, ...lines, bodyLine: block.closeLine + 1, bodyOffset: block.closeEnd } };
+  }
   let located: { keyLines: Record<string, number>; itemLines: Record<string, number[]> } = { keyLines: {}, itemLines: {} };
   const yamlEngine = (str: string): Record<string, unknown> => {
     // gray-matter hands us the block with one leading line break, so YAML line N is file line N.
-    const r = parseYaml(str);
+    const r = parseYaml(str, options);
     if (!r.ok) {
       throw new EngineRefusal({
         file,
@@ -157,13 +194,7 @@ export function readFrontMatter(text: string, file: string): { ok: true; value: 
         fix: yamlFix(r.error.code),
       });
     }
-    const keyLines: Record<string, number> = {};
-    const itemLines: Record<string, number[]> = {};
-    for (const k of r.value.keys) {
-      keyLines[k.key] = k.line;
-      itemLines[k.key] = k.itemLines;
-    }
-    located = { keyLines, itemLines };
+    located = linesByKey(r.value.keys);
     const data = r.value.data;
     if (data === null || data === undefined) return {};
     if (typeof data !== 'object' || Array.isArray(data)) {

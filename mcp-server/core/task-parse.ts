@@ -24,6 +24,7 @@ import {
   type FenceOpen,
 } from './markdown.js';
 import { TASK_ID_RE, validateFrontMatter } from './task-schema.js';
+import type { YamlPathOptions } from './yaml.js';
 import type { CommandItem, Criterion, Expectation, SectionInfo, StepItem, Task } from './task-types.js';
 
 export type ParseResult = { ok: true; task: Task; warnings: Issue[] } | { ok: false; issues: Issue[]; id?: string };
@@ -340,7 +341,7 @@ function fileItem(block: Block, path: string, out: Collector, field: string): St
   return { kind: 'file', line: block.line, path: p, content, ...(mode !== undefined ? { mode } : {}) };
 }
 
-function parseUnsafe(text: string, file: string): ParseResult {
+function parseUnsafe(text: string, file: string, options: YamlPathOptions): ParseResult {
   const out = new Collector(file);
   if (typeof text !== 'string') {
     return { ok: false, issues: [{ file, line: 0, field: 'file', message: 'not a text task file (no text given)', fix: 'pass the file content as a string' }] };
@@ -351,7 +352,7 @@ function parseUnsafe(text: string, file: string): ParseResult {
       issues: [{ file, line: 0, field: 'file', message: 'not a text task file: it contains NUL bytes or control characters', fix: 'task files are UTF-8 Markdown; remove the file or replace it with a .md task' }],
     };
   }
-  const front = readFrontMatter(text, file);
+  const front = readFrontMatter(text, file, options);
   if (!front.ok) {
     const id = idFromRaw(text);
     return id ? { ok: false, issues: front.issues, id } : { ok: false, issues: front.issues };
@@ -565,10 +566,13 @@ function parseUnsafe(text: string, file: string): ParseResult {
   return { ok: true, task, warnings: out.warnings.sort((a, b) => a.line - b.line) };
 }
 
-/** Parse a task file's text. `file` is used in every Issue. Never throws. */
-export function parseTask(text: string, file: string): ParseResult {
+/**
+ * Parse a task file's text. `file` is used in every Issue. Never throws. `options.fast: false`
+ * reads the front matter with the YAML library only (same result; for equivalence tests and benches).
+ */
+export function parseTask(text: string, file: string, options: YamlPathOptions = {}): ParseResult {
   try {
-    return parseUnsafe(text, file);
+    return parseUnsafe(text, file, options);
   } catch (e) {
     // A bug in the parser must not take down the queue or the linter: report it against the file.
     return {

@@ -15,7 +15,7 @@ import {
 } from './markdown.js';
 import { KNOWN_FIELDS } from './task-schema.js';
 import type { CriterionEvidence, Priority } from './task-types.js';
-import { locateTopLevelKeys, stringifyYamlInline, stringifyYamlScalar } from './yaml.js';
+import { locateTopLevelKeys, stringifyYamlInline, stringifyYamlScalar, type YamlPathOptions } from './yaml.js';
 
 export interface TaskUpdate {
   /** Top-level front-matter keys to write (a `null` value removes the key, like `unset`). */
@@ -111,6 +111,7 @@ function frontMatterEdit(
   set: Array<[string, string]>,
   unset: ReadonlySet<string>,
   file: string,
+  options: YamlPathOptions,
 ): Result<string> {
   if (set.length === 0 && unset.size === 0) return ok(text);
   const block = locateFrontMatter(text, file);
@@ -127,7 +128,7 @@ function frontMatterEdit(
     return fail('TASK_FRONTMATTER_INVALID', `${file}:1: front matter language \`${block.language}\` cannot be edited`);
   }
   const yamlText = text.slice(block.yamlStart, block.closeStart);
-  const located = locateTopLevelKeys(yamlText);
+  const located = locateTopLevelKeys(yamlText, options);
   if ('error' in located) {
     return fail('TASK_FRONTMATTER_INVALID', `${file}: front matter cannot be edited safely: ${located.error}`);
   }
@@ -288,8 +289,9 @@ function evidenceEdit(text: string, evidence: CriterionEvidence[] | null): strin
 /**
  * Apply runner-owned changes to a task file's text. Everything else stays byte for byte.
  * Order: tick criteria (lines refer to the text as given), edit front matter, then evidence.
+ * `options.fast: false` edits with the YAML library only (same result; equivalence tests, benches).
  */
-export function updateTaskText(text: string, update: TaskUpdate, file = '<task>'): Result<string> {
+export function updateTaskText(text: string, update: TaskUpdate, file = '<task>', options: YamlPathOptions = {}): Result<string> {
   const set: Array<[string, string]> = [];
   const unset = new Set<string>(update.unset ?? []);
   for (const key of unset) {
@@ -301,7 +303,7 @@ export function updateTaskText(text: string, update: TaskUpdate, file = '<task>'
       unset.add(key);
       continue;
     }
-    const v = stringifyYamlScalar(value);
+    const v = stringifyYamlScalar(value, options);
     if (v === null) return fail('TASK_FIELD_INVALID', `${file}: ${key}: ${String(value)} cannot be written to YAML`);
     set.push([key, v]);
   }
@@ -314,7 +316,7 @@ export function updateTaskText(text: string, update: TaskUpdate, file = '<task>'
     if (!r.ok) return r;
     out = r.value;
   }
-  const fm = frontMatterEdit(out, set, unset, file);
+  const fm = frontMatterEdit(out, set, unset, file, options);
   if (!fm.ok) return fm;
   out = fm.value;
   if (update.evidence !== undefined) out = evidenceEdit(out, update.evidence);

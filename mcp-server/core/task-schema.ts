@@ -165,10 +165,10 @@ function editDistance(a: string, b: string): number {
 }
 
 function suggest(key: string): string | undefined {
-  const alias = ALIASES[key];
+  const alias = Object.hasOwn(ALIASES, key) ? ALIASES[key] : undefined;
   if (alias) return alias;
   const lower = key.toLowerCase();
-  if (FIELDS[lower]) return lower;
+  if (Object.hasOwn(FIELDS, lower)) return lower;
   return KNOWN_FIELDS.find((k) => k.length > 3 && editDistance(lower, k) <= 2);
 }
 
@@ -195,10 +195,11 @@ export function validateFrontMatter(
   const fm: TaskFrontMatter = { priority: 'medium', tags: [], depends_on: [], resources: [], approve: [], extra: {} };
   const out = fm as unknown as Record<string, unknown>;
   for (const [key, value] of Object.entries(data)) {
-    const line = keyLines[key] ?? 0;
-    const spec = FIELDS[key];
+    // Own properties only: a key named `constructor` or `__proto__` is just an unknown key.
+    const line = Object.hasOwn(keyLines, key) ? (keyLines[key] ?? 0) : 0;
+    const spec = Object.hasOwn(FIELDS, key) ? FIELDS[key] : undefined;
     if (!spec) {
-      fm.extra[key] = value;
+      Object.defineProperty(fm.extra, key, { value, enumerable: true, writable: true, configurable: true });
       const hint = suggest(key);
       if (hint) {
         warnings.push({ file, line, field: key, message: `unknown field (kept as is); did you mean \`${hint}\`?`, fix: `rename it to \`${hint}\`` });

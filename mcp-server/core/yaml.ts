@@ -2,6 +2,7 @@
 // write YAML, so parser options (unique keys, alias limits, YAML 1.2 core schema) live in one place.
 import { LineCounter, isMap, isPair, isScalar, isSeq, parseDocument, stringify } from 'yaml';
 import type { Issue } from './errors.js';
+import { isPlainSafeString, scanFlatYaml, type FlatEntry } from './yaml-fast.js';
 
 /** Parse options shared by every caller: strict, no custom tags, bounded alias expansion. */
 const PARSE_OPTIONS = {
@@ -38,6 +39,15 @@ export interface YamlKeySpan {
   valueEndCol: number;
 }
 
+/**
+ * Which path answers. The fast scanner (yaml-fast.ts) handles common front matter and hands
+ * everything else to the library; `fast: false` asks the library directly, which the equivalence
+ * tests and the benchmark compare against.
+ */
+export interface YamlPathOptions {
+  fast?: boolean;
+}
+
 export interface YamlParsed {
   data: unknown;
   /** Top-level keys with 1-based lines (relative to the parsed text), in document order. */
@@ -50,8 +60,29 @@ function firstLine(message: string): string {
   return head.replace(/ at line \d+, column \d+:?\s*$/, '').trim();
 }
 
+function parsedFromEntries(entries: readonly FlatEntry[]): YamlParsed {
+  const data: Record<string, unknown> = {};
+  const keys: YamlParsed['keys'] = [];
+  for (const e of entries) {
+    data[e.key] = e.value;
+    keys.push({ key: e.key, line: e.line + 1, itemLines: e.itemLines.map((l) => l + 1) });
+  }
+  return { data, keys };
+}
+
+/** The fast scanner's answer alone: the parse the library would give, or null when it must decide. */
+export function parseFlatYaml(text: string): YamlParsed | null {
+  const flat = scanFlatYaml(text);
+  return flat ? parsedFromEntries(flat) : null;
+}
+
 /** Parse YAML text; never throws. Returns the data and top-level key lines, or the first error located. */
-export function parseYaml(text: string): { ok: true; value: YamlParsed } | { ok: false; error: YamlError } {
+export function parseYaml(text: string, options: YamlPathOptions = {}): { ok: true; value: YamlParsed } | { ok: false; error: YamlError } {
+  const flat = options.fast === false ? null : parseFlatYaml(text);
+  return flat ? { ok: true, value: flat } : parseYamlWithLibrary(text);
+}
+
+function parseYamlWithLibrary(text: string): { ok: true; value: YamlParsed } | { ok: false; error: YamlError } {
   try {
     const lineCounter = new LineCounter();
     const doc = parseDocument(text, { ...PARSE_OPTIONS, lineCounter });
@@ -124,7 +155,18 @@ export function yamlFix(code: string): string {
  * Locate the top-level keys of a block mapping for line-level edits. Returns null when the text is
  * not a valid YAML block mapping (editing by line would then be guesswork).
  */
-export function locateTopLevelKeys(text: string): { spans: YamlKeySpan[] } | { error: string } {
+export function locateTopLevelKeys(text: string, options: YamlPathOptions = {}): { spans: YamlKeySpan[] } | { error: string } {
+  const flat = options.fast === false ? null : scanFlatYaml(text);
+  if (flat) return { spans: flat.map(spanOf) };
+  return locateWithLibrary(text);
+}
+
+function spanOf(e: FlatEntry): YamlKeySpan {
+  const singleLine = e.endLine === e.line;
+  return { key: e.key, startLine: e.line, endLine: e.endLine, singleLine, valueEndCol: singleLine ? e.valueEndCol : 0 };
+}
+
+function locateWithLibrary(text: string): { spans: YamlKeySpan[] } | { error: string } {
   try {
     const lineCounter = new LineCounter();
     const doc = parseDocument(text, { ...PARSE_OPTIONS, lineCounter });
@@ -169,15 +211,16 @@ function sameJson(a: unknown, b: unknown): boolean {
  * One scalar as a single YAML line fragment that parses back to the same value: plain when that is
  * safe, otherwise double-quoted. Returns null for values YAML cannot carry (NaN, Infinity).
  */
-export function stringifyYamlScalar(value: string | number | boolean | null): string | null {
+export function stringifyYamlScalar(value: string | number | boolean | null, options: YamlPathOptions = {}): string | null {
   if (value === null) return 'null';
   if (typeof value === 'boolean') return value ? 'true' : 'false';
   if (typeof value === 'number') return Number.isFinite(value) ? String(value) : null;
+  if (options.fast !== false && isPlainSafeString(value)) return value;
   if (!/[\n\r\t]/.test(value) && value.trim() === value && value !== '') {
     try {
       const plain = stringify(value, { lineWidth: 0, defaultStringType: 'PLAIN', defaultKeyType: 'PLAIN' }).replace(/\n$/, '');
       if (!plain.includes('\n') && !plain.startsWith('|') && !plain.startsWith('>') && !/\s#/.test(plain)) {
-        const back = parseYaml(`v: ${plain}`);
+        const back = parseYaml(`v: ${plain}`, options);
         if (back.ok && sameJson((back.value.data as { v?: unknown }).v, value)) return plain;
       }
     } catch {

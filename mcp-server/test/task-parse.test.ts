@@ -159,6 +159,21 @@ describe('runbook-style file (subsections, file blocks, console, nested fences)'
   });
 });
 
+describe('front-matter keys named like object properties', () => {
+  it('keeps constructor, toString and __proto__ as plain unknown fields, for either YAML path', () => {
+    const text = ['---', 'id: TASK-001', 'title: t', 'constructor: a', 'toString: b', '__proto__: c', '---', '# t', ''].join('\n');
+    for (const fast of [true, false]) {
+      const r = parseTask(text, 'x.md', { fast });
+      expect(r.ok, JSON.stringify(r)).toBe(true);
+      if (!r.ok) continue;
+      expect(Object.getPrototypeOf(r.task.fm.extra)).toBe(Object.prototype);
+      expect(Object.keys(r.task.fm.extra).sort()).toEqual(['__proto__', 'constructor', 'toString']);
+      expect(Object.getOwnPropertyDescriptor(r.task.fm.extra, 'constructor')?.value).toBe('a');
+      expect(Object.getOwnPropertyDescriptor(r.task.fm.extra, '__proto__')?.value).toBe('c');
+    }
+  });
+});
+
 describe('constructs', () => {
   it.each([
     ['# expect: TEXT', '# expect: ready', { kind: 'contains', text: 'ready' }],
