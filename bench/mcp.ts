@@ -72,12 +72,12 @@ interface StdioSession {
   stderrTail: () => string;
 }
 
-async function stdioClient(workspace: string, agent?: string): Promise<StdioSession> {
+async function stdioClient(workspace: string, agent?: string, env: Record<string, string> = {}): Promise<StdioSession> {
   const transport = new StdioClientTransport({
     command: process.execPath,
     args: [BIN, 'mcp', '--workspace', workspace, ...(agent ? ['--agent', agent] : [])],
     stderr: 'pipe',
-    env: baseEnv(),
+    env: baseEnv(env),
   });
   let tail = '';
   transport.stderr?.on('data', (d: Buffer) => {
@@ -92,10 +92,13 @@ async function stdioClient(workspace: string, agent?: string): Promise<StdioSess
   return { client, transport, stderrTail: () => tail };
 }
 
-/** Spawn to the first tools/list answer, and the child's CPU time at that moment. */
-async function coldStart(workspace: string): Promise<{ wallMs: number; cpuMs: number; tools: number }> {
+/**
+ * Spawn to the first tools/list answer, and the child's CPU time at that moment. `noCache`: the
+ * server compiles its bundle from source, as on the first start after a build.
+ */
+async function coldStart(workspace: string, noCache = false): Promise<{ wallMs: number; cpuMs: number; tools: number }> {
   const s = process.hrtime.bigint();
-  const { client, transport } = await stdioClient(workspace);
+  const { client, transport } = await stdioClient(workspace, undefined, noCache ? { NODE_DISABLE_COMPILE_CACHE: '1' } : {});
   try {
     const list = await client.listTools();
     const wallMs = since(s);
@@ -214,16 +217,22 @@ export async function benchMcp(opts: McpBenchOptions = {}): Promise<BenchReport>
     if (hits < expectedHits) throw new Error(`bench mcp: the local service saw ${hits} requests, expected ≥ ${expectedHits}`);
 
     // Cold start, next to a bare `node -e 0` start in the same run (the floor on this machine now).
+    // Also a start without the server's code cache (the first one after a build), interleaved.
     const coldWall: number[] = [];
     const coldCpu: number[] = [];
+    const uncachedWall: number[] = [];
+    const uncachedCpu: number[] = [];
     const nodeWall: number[] = [];
     let tools = 0;
-    await coldStart(root); // page cache warm
+    await coldStart(root); // page cache warm; writes the code cache if there was none
     for (let i = 0; i < colds; i++) {
       const c = await coldStart(root);
       coldWall.push(c.wallMs);
       coldCpu.push(c.cpuMs);
       tools = c.tools;
+      const u = await coldStart(root, true);
+      uncachedWall.push(u.wallMs);
+      uncachedCpu.push(u.cpuMs);
       const n = await runProcess({ file: process.execPath, args: ['-e', '0'], env: baseEnv(), timeoutMs: 30_000, outputCap: 1024 });
       if (n.exitCode !== 0) throw new Error(`bench mcp: node -e 0 exited ${n.exitCode}`);
       nodeWall.push(n.durationMs);
@@ -246,6 +255,7 @@ export async function benchMcp(opts: McpBenchOptions = {}): Promise<BenchReport>
     metrics.push(
       { name: 'stdio cold start (spawn → first tools/list)', value: cw.median, unit: 'ms', detail: `min ${cw.min.toFixed(0)} ms, p95 ${cw.p95.toFixed(0)} ms, n=${cw.n}, ${tools} tools listed` },
       { name: 'stdio cold start, server CPU time', value: cc, unit: 'ms', detail: 'user+sys of the server process at the answer (load-independent proxy)' },
+      { name: 'stdio cold start without the code cache', value: median(uncachedWall), unit: 'ms', detail: `server CPU ${median(uncachedCpu).toFixed(0)} ms; NODE_DISABLE_COMPILE_CACHE=1, as on the first start after a build` },
       { name: 'bare `node -e 0` start, same run', value: nw, unit: 'ms' },
       { name: 'cold start / bare node start', value: cw.median / nw, unit: 'x' },
     );
@@ -260,7 +270,7 @@ export async function benchMcp(opts: McpBenchOptions = {}): Promise<BenchReport>
       notes: [
         `tool call: \`http\` tool, args ${JSON.stringify(['-fsS', '<local>/health'])} as ${AGENT} (the direct mode runs the same line through runLine); ${rounds} rounds × ${perRound} calls per mode, round-robin.`,
         `every mode writes one audit row per call with synchronous=FULL on ${base}; the stdio server is a separate process on the same database.`,
-        `cold start: \`node bin/opscrew.js mcp --workspace DIR\` through the SDK's StdioClientTransport (initialize + tools/list); wall time depends on load, CPU time much less. loadavg at end: ${loadavg()}`,
+        `cold start: \`node bin/opscrew.js mcp --workspace DIR\` (the bundled fast path, with its code cache unless said) through the SDK's StdioClientTransport (initialize + tools/list); wall time depends on load, CPU time much less. loadavg at end: ${loadavg()}`,
       ],
     };
   } finally {

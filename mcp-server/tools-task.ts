@@ -181,6 +181,7 @@ export function registerTaskTools(server: McpServer, deps: TaskToolDeps): void {
       const claim = await queue.claim({ id: target.id, holder: deps.holder, agent: deps.agent });
       if (!claim) return errorResult('claim-lost', `${target.id} was claimed by someone else first`, 'call task_next again');
       deps.claims.set(claim);
+      await queue.settled(claim); // the answer carries the file with its run fields
       const parsed = parseTask(readFileSync(claim.file, 'utf8'), claim.file);
       let problems: string[] = [];
       if (parsed.ok) {

@@ -2,8 +2,11 @@
 // In stdio mode stdout belongs to the protocol: everything else goes to stderr.
 // MCP clients start a server per session, so `opscrew mcp` has a fast path (`mcpFastPath`, used
 // by bin/opscrew.js) that reads its own options and never loads commander or the other commands.
+// `npm run build` also bundles this module and what it loads into dist/bundle/mcp.cjs
+// (scripts/bundle-mcp.mjs), which bin/opscrew.js runs with a code cache (cmd-mcp-bundle.ts).
 import type { Command } from 'commander';
-import { CliError, workspaceDir, workspaceDirFrom, type CliContext } from './context.js';
+import { OpsError } from '../../mcp-server/core/errors.js';
+import { CliError, exitForCode, workspaceDir, workspaceDirFrom, type CliContext } from './context.js';
 import { EXIT } from './exit-codes.js';
 import { processIO, type CliIO } from './output.js';
 import { VERSION } from './version.js';
@@ -96,9 +99,32 @@ export async function mcpFastPath(argv: readonly string[], io: CliIO = processIO
   try {
     return await runMcp(io, workspaceDirFrom(io, parsed.workspace), parsed.opts);
   } catch (e) {
-    const { handleError } = await import('./main.js');
-    return handleError(e, io);
+    return mcpErrorExit(e, io);
   }
+}
+
+/**
+ * main's handleError for the errors `opscrew mcp` can throw (never commander's): the fast path is
+ * bundled on its own (scripts/bundle-mcp.mjs), and main would pull the whole CLI into the bundle.
+ * agents/test/mcp-bundle.test.ts checks that both map errors alike.
+ */
+export function mcpErrorExit(e: unknown, io: CliIO): number {
+  if (e instanceof CliError) {
+    io.err(`opscrew: ${e.message}\n`);
+    return e.exitCode;
+  }
+  if (e instanceof OpsError) {
+    io.err(`opscrew: ${e.message}\n`);
+    return exitForCode(e.code);
+  }
+  // A system error (EACCES, ENOSPC...) is the machine's answer, not a bug: no stack.
+  const sys = (e as { code?: unknown } | null)?.code;
+  if (e instanceof Error && typeof sys === 'string' && /^E[A-Z0-9]+$/.test(sys)) {
+    io.err(`opscrew: ${e.message}\n`);
+    return EXIT.FAILED;
+  }
+  io.err(`opscrew: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  return EXIT.INTERNAL;
 }
 
 export async function runMcp(io: CliIO, dir: string, opts: McpOptions): Promise<number> {

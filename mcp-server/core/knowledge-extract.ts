@@ -222,7 +222,11 @@ function dedupe(xs: readonly EntityRef[]): EntityRef[] {
 
 export function entityId(db: Db, e: EntityRef): number {
   const name = e.name.slice(0, MAX_NAME);
-  db.run('INSERT OR IGNORE INTO entities (kind, name) VALUES (?, ?)', [e.kind, name]);
+  // Most entities (the host, tool and agent of a run) exist already: one lookup, no insert attempt.
+  const known = db.get<{ id: number }>('SELECT id FROM entities WHERE kind = ? AND name = ?', [e.kind, name]);
+  if (known) return known.id;
+  const ins = db.run('INSERT OR IGNORE INTO entities (kind, name) VALUES (?, ?)', [e.kind, name]);
+  if (ins.changes > 0) return Number(ins.lastInsertRowid);
   const row = db.get<{ id: number }>('SELECT id FROM entities WHERE kind = ? AND name = ?', [e.kind, name]);
   if (!row) throw new Error(`entity ${e.kind}:${name} vanished`);
   return row.id;

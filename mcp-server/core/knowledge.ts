@@ -1,6 +1,7 @@
 // Reading the knowledge graph: an entity with its edges, and the lessons/retrospectives related
 // to a task through shared entities (host, namespace, project, service, error signature, tag).
 import { commandFacts, type EntityKind, type EntityRef } from './knowledge-extract.js';
+import { relatedLessons, type RelatedLesson, type SharedRef } from './knowledge-related.js';
 import type { Db } from './store.js';
 import type { Task } from './task-types.js';
 import type { ToolEnv } from '../../tools/types.js';
@@ -74,20 +75,7 @@ export const SHARE_WEIGHT: Partial<Record<EntityKind, number>> = {
   tag: 2,
 };
 
-export interface RelatedLesson {
-  lessonId: number;
-  text: string;
-  rule: string;
-  signature: string | null;
-  runId: string;
-  taskId: string;
-  retroId: string | null;
-  retroFile: string | null;
-  score: number;
-  /** The shared entities that made it related, `kind:name`. */
-  shared: string[];
-  createdMs: number;
-}
+export type { RelatedLesson } from './knowledge-related.js';
 
 export interface RelatedRetro {
   retroId: string;
@@ -112,6 +100,8 @@ export interface LessonsForOptions {
   /** Leave out this run (the run a retrospective is being written for). */
   excludeRunId?: string;
   env?: ToolEnv;
+  /** False: lessons only (a retrospective needs no related retrospectives; they cost a walk over every related run). */
+  retros?: boolean;
 }
 
 /** The task's entities: tags, what its commands touch, and the signatures its past runs failed with. */
@@ -161,71 +151,66 @@ function taskEntities(db: Db, task: Task | string, env?: ToolEnv): { taskId: str
 /**
  * Lessons and retrospectives related to a task, ranked by the weight of the entities they share
  * (a shared error signature counts most), then by recency. Runs relate through what they touched
- * and failed with, and through their task's planned touches and tags.
+ * and failed with, and through their task's planned touches and tags. Lessons: see
+ * knowledge-related.ts (found from the lessons' side, exact but for a documented bound).
  */
 export function lessonsFor(db: Db, task: Task | string, options: LessonsForOptions = {}): LessonsForResult {
   const limit = Math.max(1, Math.min(100, Math.floor(options.limit ?? 10)));
   const { taskId, refs } = taskEntities(db, task, options.env);
+  const found: SharedRef[] = [];
+  for (const ref of refs) {
+    const ent = db.get<{ id: number }>('SELECT id FROM entities WHERE kind = ? AND name = ?', [ref.kind, ref.name]);
+    if (ent) found.push({ id: ent.id, label: `${ref.kind}:${ref.name}`, weight: SHARE_WEIGHT[ref.kind] ?? 0 });
+  }
+  const lessons = relatedLessons(db, found, {
+    limit,
+    // A lesson about a signature the task shares counts that signature twice: it is the point.
+    signatureBonus: SHARE_WEIGHT.error_signature ?? 0,
+    ...(options.excludeRunId !== undefined ? { excludeRunId: options.excludeRunId } : {}),
+  });
+  const retros = options.retros === false ? [] : relatedRetros(db, found, limit, options.excludeRunId);
+  return { taskId, entities: refs.map((r) => `${r.kind}:${r.name}`), lessons, retros };
+}
+
+/** Runs that share each entity (the newest 500 per entity and path), with their scores. */
+function scoreRuns(db: Db, refs: readonly SharedRef[], excludeRunId: string | undefined): Map<string, { score: number; shared: Set<string> }> {
   const score = new Map<string, { score: number; shared: Set<string> }>();
-  const bump = (runId: string, weight: number, label: string): void => {
-    if (runId === options.excludeRunId) return;
+  const bump = (runId: string, ref: SharedRef): void => {
+    if (runId === excludeRunId) return;
     const s = score.get(runId) ?? { score: 0, shared: new Set<string>() };
-    if (!s.shared.has(label)) {
-      s.shared.add(label);
-      s.score += weight;
+    if (!s.shared.has(ref.label)) {
+      s.shared.add(ref.label);
+      s.score += ref.weight;
     }
     score.set(runId, s);
   };
   for (const ref of refs) {
-    const ent = db.get<{ id: number }>('SELECT id FROM entities WHERE kind = ? AND name = ?', [ref.kind, ref.name]);
-    if (!ent) continue;
-    const w = SHARE_WEIGHT[ref.kind] ?? 0;
-    const label = `${ref.kind}:${ref.name}`;
     // Runs that touched / failed with it, and runs of tasks that plan to touch it (bounded fan-out).
     const runs = db.all<{ run: string }>(
       `SELECT s.name AS run FROM edges e JOIN entities s ON s.id = e.src AND s.kind = 'run'
         WHERE e.dst = ? AND e.kind IN ('touched', 'failed_with') ORDER BY e.id DESC LIMIT 500`,
-      [ent.id],
+      [ref.id],
     );
-    for (const r of runs) bump(r.run, w, label);
+    for (const r of runs) bump(r.run, ref);
     const viaTask = db.all<{ run: string }>(
       `SELECT r.id AS run FROM edges e JOIN entities s ON s.id = e.src AND s.kind = 'task'
          JOIN runs r ON r.task_id = s.name
         WHERE e.dst = ? AND e.kind = 'touched' ORDER BY r.started_ms DESC LIMIT 500`,
-      [ent.id],
+      [ref.id],
     );
-    for (const r of viaTask) bump(r.run, w, label);
+    for (const r of viaTask) bump(r.run, ref);
   }
+  return score;
+}
+
+/** Retrospectives of the runs that share the task's entities, best first. */
+function relatedRetros(db: Db, refs: readonly SharedRef[], limit: number, excludeRunId: string | undefined): RelatedRetro[] {
+  const score = scoreRuns(db, refs, excludeRunId);
   const runIds = [...score.keys()];
-  const lessons: RelatedLesson[] = [];
   const retros: RelatedRetro[] = [];
   for (let i = 0; i < runIds.length; i += 400) {
     const chunk = runIds.slice(i, i + 400);
     const marks = chunk.map(() => '?').join(',');
-    const ls = db.all<{ id: number; text: string; rule: string; signature: string | null; run_id: string; task_id: string; retro_id: string | null; file: string | null; created_ms: number }>(
-      `SELECT l.id, l.text, l.rule, l.signature, l.run_id, l.task_id, l.retro_id, r.file, l.created_ms
-         FROM lessons l LEFT JOIN retrospectives r ON r.id = l.retro_id WHERE l.run_id IN (${marks})`,
-      chunk,
-    );
-    for (const l of ls) {
-      const s = score.get(l.run_id);
-      if (!s) continue;
-      // A lesson about a signature the task shares counts that signature twice: it is the point.
-      const sigBonus = l.signature !== null && s.shared.has(`error_signature:${l.signature}`) ? (SHARE_WEIGHT.error_signature ?? 0) : 0;
-      lessons.push({
-        lessonId: l.id,
-        text: l.text,
-        rule: l.rule,
-        signature: l.signature,
-        runId: l.run_id,
-        taskId: l.task_id,
-        retroId: l.retro_id,
-        retroFile: l.file,
-        score: s.score + sigBonus,
-        shared: [...s.shared].sort(),
-        createdMs: l.created_ms,
-      });
-    }
     const rs = db.all<{ id: string; file: string; run_id: string; task_id: string; outcome: string | null }>(
       `SELECT id, file, run_id, task_id, outcome FROM retrospectives WHERE run_id IN (${marks})`,
       chunk,
@@ -235,7 +220,6 @@ export function lessonsFor(db: Db, task: Task | string, options: LessonsForOptio
       if (s) retros.push({ retroId: r.id, file: r.file, runId: r.run_id, taskId: r.task_id, outcome: r.outcome, score: s.score, shared: [...s.shared].sort() });
     }
   }
-  lessons.sort((a, b) => b.score - a.score || b.createdMs - a.createdMs || a.lessonId - b.lessonId);
   retros.sort((a, b) => b.score - a.score || (a.retroId < b.retroId ? 1 : -1));
-  return { taskId, entities: refs.map((r) => `${r.kind}:${r.name}`), lessons: lessons.slice(0, limit), retros: retros.slice(0, limit) };
+  return retros.slice(0, limit);
 }

@@ -222,4 +222,17 @@ CREATE VIRTUAL TABLE kfts USING fts5(kind, title, body, tokenize = 'porter unico
 CREATE VIRTUAL TABLE kfts_vocab USING fts5vocab(kfts, 'row');
 `,
   },
+  {
+    version: 3,
+    name: 'per-run lookups and newest lessons by index',
+    sql: `
+-- A run's audit rows, events and verifications are read per run (retrospectives, indexing):
+-- without these every lookup scans the whole table, growing with history.
+CREATE INDEX tool_calls_run ON tool_calls(run_id, seq);
+CREATE INDEX events_run ON events(run_id, seq);
+CREATE INDEX verifications_run ON verifications(run_id, id);
+-- Related lessons walk the newest lessons in ranking tie-break order (knowledge-related.ts).
+CREATE INDEX lessons_recent ON lessons(created_ms DESC, id);
+`,
+  },
 ];

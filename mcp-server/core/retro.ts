@@ -5,7 +5,7 @@
 import type { ToolCallsRow } from './audit.js';
 import { join, relative } from 'node:path';
 import { writeFileDurable } from './durable-fs.js';
-import { clearOrigin, errorSignature, fixedWithinRun, indexRun, indexTask, putDoc } from './knowledge-extract.js';
+import { clearOrigin, entityId, errorSignature, fixedWithinRun, indexRun, indexTask, putDoc } from './knowledge-extract.js';
 import { lessonsFor } from './knowledge.js';
 import type { Db } from './store.js';
 import type { Task } from './task-types.js';
@@ -123,7 +123,7 @@ export function buildRetroFacts(db: Db, runId: string, task?: Task | null, optio
   const lessons = deriveLessons(db, run, calls, items);
   const outcome = run.outcome ?? 'running';
   const related: RetroFacts['related'] = [];
-  const rel = lessonsFor(db, task ?? run.task_id, { excludeRunId: runId, limit: 5, ...(options.env ? { env: options.env } : {}) });
+  const rel = lessonsFor(db, task ?? run.task_id, { excludeRunId: runId, limit: 5, retros: false, ...(options.env ? { env: options.env } : {}) });
   const mySigs = new Set(failures.map((f) => f.signature));
   for (const l of rel.lessons) {
     const applied: 'recurred' | 'avoided' | 'unknown' = l.signature === null ? 'unknown' : mySigs.has(l.signature) ? 'recurred' : outcome === 'completed' ? 'avoided' : 'unknown';
@@ -295,58 +295,79 @@ export interface RecordOutput {
  * After a run ends: index the task and the run, write the retrospective file (durably) and its
  * row, lessons and search documents. Idempotent per run: a second call replaces the first's rows
  * (the file name keeps the first call's time).
+ *
+ * All of it is ONE write transaction (one durable commit instead of three): the indexes the facts
+ * are read from, then the file, then the rows. The file is on disk before the rows that name it
+ * commit; a crash in between leaves at most a file without rows, as before.
  */
 export function recordRunKnowledge(deps: RecordDeps, input: RecordInput): RecordOutput | null {
   const scrub = deps.scrub ?? ((s: string) => s);
   const x = { scrub, ...(deps.env ? { env: deps.env } : {}) };
-  if (input.task) indexTask(deps.db, input.task, { ...x, nowMs: deps.now() });
-  if (!indexRun(deps.db, input.runId, x)) return null;
-  const facts = buildRetroFacts(deps.db, input.runId, input.task ?? null, deps.env ? { env: deps.env } : {});
-  if (!facts) return null;
-  const prior = deps.db.get<{ id: string; created_ms: number }>('SELECT id, created_ms FROM retrospectives WHERE run_id = ?', [input.runId]);
-  const created = prior?.created_ms ?? facts.endedMs ?? deps.now();
-  let retroId = prior?.id;
-  if (!retroId) {
-    // Two runs of one task can end within the same second (a fast retry): never let the second
-    // overwrite the first's retrospective.
-    const baseId = `retro-${stamp(created)}-${facts.taskId}`.replace(/[^A-Za-z0-9._-]/g, '_');
-    retroId = baseId;
-    for (let n = 2; deps.db.get('SELECT 1 AS x FROM retrospectives WHERE id = ?', [retroId]); n++) retroId = `${baseId}-${n}`;
-  }
-  const body = scrub(renderRetro(facts, input.narrative));
-  const abs = join(deps.retrospectivesDir, `${retroId}.md`);
-  const file = relative(deps.root, abs);
-  writeFileDurable(abs, body);
-  const origin = `retro:${retroId}`;
-  deps.db.immediate(() => {
-    clearOrigin(deps.db, origin);
-    deps.db.run('DELETE FROM lessons WHERE run_id = ?', [input.runId]);
-    deps.db.run(
-      `INSERT INTO retrospectives (id, run_id, task_id, file, outcome, created_ms, facts, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT(id) DO UPDATE SET outcome = excluded.outcome, facts = excluded.facts, body = excluded.body, file = excluded.file`,
-      [retroId, input.runId, facts.taskId, file, facts.outcome, created, scrub(JSON.stringify(facts)), body],
-    );
-    putDoc(deps.db, { kind: 'retro', ref: retroId, taskId: facts.taskId, runId: input.runId, file, origin, tsMs: created, title: scrub(`${facts.taskId} ${facts.title} ${facts.outcome}`), body });
-    for (const l of facts.lessons) {
-      const text = scrub(l.text);
-      const r = deps.db.run('INSERT INTO lessons (run_id, task_id, retro_id, rule, signature, text, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)', [
-        input.runId,
-        facts.taskId,
-        retroId,
-        l.rule,
-        l.signature === null ? null : scrub(l.signature),
-        text,
-        created,
-      ]);
-      const lid = Number(r.lastInsertRowid);
-      putDoc(deps.db, { kind: 'lesson', ref: String(lid), taskId: facts.taskId, runId: input.runId, file, origin, tsMs: created, title: `${facts.taskId} lesson (${l.rule})`, body: text });
-      deps.db.run('INSERT OR IGNORE INTO entities (kind, name) VALUES (?, ?)', ['lesson', String(lid)]);
-      const lessonEnt = deps.db.get<{ id: number }>("SELECT id FROM entities WHERE kind = 'lesson' AND name = ?", [String(lid)]);
-      const runEnt = deps.db.get<{ id: number }>("SELECT id FROM entities WHERE kind = 'run' AND name = ?", [input.runId]);
-      if (lessonEnt && runEnt) {
-        deps.db.run('INSERT OR IGNORE INTO edges (src, kind, dst, run_id, origin) VALUES (?, ?, ?, ?, ?)', [lessonEnt.id, 'discovered_from', runEnt.id, input.runId, origin]);
-      }
-    }
+  return deps.db.immediate(() => {
+    if (input.task) indexTask(deps.db, input.task, { ...x, nowMs: deps.now() });
+    if (!indexRun(deps.db, input.runId, x)) return null;
+    const facts = buildRetroFacts(deps.db, input.runId, input.task ?? null, deps.env ? { env: deps.env } : {});
+    if (!facts) return null;
+    const { retroId, created } = retroIdentity(deps, input.runId, facts);
+    const body = scrub(renderRetro(facts, input.narrative));
+    const abs = join(deps.retrospectivesDir, `${retroId}.md`);
+    writeFileDurable(abs, body);
+    writeRetroRows(deps.db, { retroId, runId: input.runId, file: relative(deps.root, abs), created, body, facts, scrub });
+    return { retroId, retroFile: abs, facts };
   });
-  return { retroId, retroFile: abs, facts };
+}
+
+/** The run's retrospective id (kept from an earlier call) and creation time. */
+function retroIdentity(deps: RecordDeps, runId: string, facts: RetroFacts): { retroId: string; created: number } {
+  const prior = deps.db.get<{ id: string; created_ms: number }>('SELECT id, created_ms FROM retrospectives WHERE run_id = ?', [runId]);
+  const created = prior?.created_ms ?? facts.endedMs ?? deps.now();
+  if (prior) return { retroId: prior.id, created };
+  // Two runs of one task can end within the same second (a fast retry): never let the second
+  // overwrite the first's retrospective.
+  const baseId = `retro-${stamp(created)}-${facts.taskId}`.replace(/[^A-Za-z0-9._-]/g, '_');
+  let retroId = baseId;
+  for (let n = 2; deps.db.get('SELECT 1 AS x FROM retrospectives WHERE id = ?', [retroId]); n++) retroId = `${baseId}-${n}`;
+  return { retroId, created };
+}
+
+interface RetroRows {
+  retroId: string;
+  runId: string;
+  /** Workspace-relative file name. */
+  file: string;
+  created: number;
+  body: string;
+  facts: RetroFacts;
+  scrub: (text: string) => string;
+}
+
+/** The retrospective row, its lessons, and their search documents and graph edges (replacing earlier ones). */
+function writeRetroRows(db: Db, r: RetroRows): void {
+  const { retroId, runId, file, created, body, facts, scrub } = r;
+  const origin = `retro:${retroId}`;
+  clearOrigin(db, origin);
+  db.run('DELETE FROM lessons WHERE run_id = ?', [runId]);
+  db.run(
+    `INSERT INTO retrospectives (id, run_id, task_id, file, outcome, created_ms, facts, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT(id) DO UPDATE SET outcome = excluded.outcome, facts = excluded.facts, body = excluded.body, file = excluded.file`,
+    [retroId, runId, facts.taskId, file, facts.outcome, created, scrub(JSON.stringify(facts)), body],
+  );
+  putDoc(db, { kind: 'retro', ref: retroId, taskId: facts.taskId, runId, file, origin, tsMs: created, title: scrub(`${facts.taskId} ${facts.title} ${facts.outcome}`), body });
+  const runEnt = facts.lessons.length > 0 ? db.get<{ id: number }>("SELECT id FROM entities WHERE kind = 'run' AND name = ?", [runId]) : undefined;
+  for (const l of facts.lessons) {
+    const text = scrub(l.text);
+    const ins = db.run('INSERT INTO lessons (run_id, task_id, retro_id, rule, signature, text, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)', [
+      runId,
+      facts.taskId,
+      retroId,
+      l.rule,
+      l.signature === null ? null : scrub(l.signature),
+      text,
+      created,
+    ]);
+    const lid = Number(ins.lastInsertRowid);
+    putDoc(db, { kind: 'lesson', ref: String(lid), taskId: facts.taskId, runId, file, origin, tsMs: created, title: `${facts.taskId} lesson (${l.rule})`, body: text });
+    const lessonEnt = entityId(db, { kind: 'lesson', name: String(lid) });
+    if (runEnt) db.run('INSERT OR IGNORE INTO edges (src, kind, dst, run_id, origin) VALUES (?, ?, ?, ?, ?)', [lessonEnt, 'discovered_from', runEnt.id, runId, origin]);
+  }
 }

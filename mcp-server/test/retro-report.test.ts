@@ -1,10 +1,11 @@
 // Retrospectives and the report: numbers equal what the store says; the canary never appears.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { lessonsFor } from '../core/knowledge.js';
 import { buildReport, writeReport } from '../core/report.js';
 import { buildRetroFacts, recordRunKnowledge, renderRetro } from '../core/retro.js';
+import type { Db } from '../core/store.js';
 import { buildHistory, CANARY, T0, type History } from './knowledge-fixture.js';
 
 let h: History;
@@ -84,6 +85,57 @@ describe('retrospectives', () => {
     const k = lessonsFor(h.store.db, 'TASK-002');
     expect(k.lessons.map((l) => l.runId)).toEqual([h.runs.r3]);
     expect(k.retros.map((x) => x.runId)).toEqual([h.runs.r3]);
+  });
+});
+
+describe('recording a run', () => {
+  let fresh: History;
+  beforeAll(async () => {
+    fresh = await buildHistory({ retros: false });
+  });
+  afterAll(() => fresh.cleanup());
+
+  const rowsOf = (db: Db, runId: string): number[] =>
+    [
+      db.get<{ n: number }>('SELECT count(*) AS n FROM edges WHERE run_id = ?', [runId])?.n ?? -1,
+      db.get<{ n: number }>('SELECT count(*) AS n FROM kdocs WHERE run_id = ? OR ref = ?', [runId, 'TASK-001'])?.n ?? -1,
+      db.get<{ n: number }>('SELECT count(*) AS n FROM retrospectives WHERE run_id = ?', [runId])?.n ?? -1,
+      db.get<{ n: number }>('SELECT count(*) AS n FROM lessons WHERE run_id = ?', [runId])?.n ?? -1,
+    ];
+
+  it('is all or nothing: a retro file that cannot be written leaves no index rows behind', () => {
+    const db = fresh.store.db;
+    const runId = fresh.runs.r1;
+    const blocker = join(fresh.dir, 'not-a-dir');
+    writeFileSync(blocker, 'x');
+    const deps = { db, root: fresh.dir, retrospectivesDir: join(blocker, 'retros'), now: () => fresh.clock.t, scrub: fresh.scrub };
+    expect(() => recordRunKnowledge(deps, { runId, task: fresh.tasks['TASK-001'] ?? null })).toThrow();
+    expect(rowsOf(db, runId)).toEqual([0, 0, 0, 0]);
+    const out = recordRunKnowledge({ ...deps, retrospectivesDir: fresh.ws.retrospectives }, { runId, task: fresh.tasks['TASK-001'] ?? null });
+    expect(out).not.toBeNull();
+    expect(rowsOf(db, runId).every((n) => n > 0)).toBe(true);
+  });
+
+  it('is one write transaction (the indexes, the retrospective and its lessons commit together)', () => {
+    const db = fresh.store.db;
+    let depth = 0;
+    let outermost = 0;
+    const counting: Db = {
+      ...db,
+      immediate: <T>(fn: () => T): T => {
+        if (depth === 0) outermost++;
+        depth++;
+        try {
+          return db.immediate(fn);
+        } finally {
+          depth--;
+        }
+      },
+    };
+    const deps = { db: counting, root: fresh.dir, retrospectivesDir: fresh.ws.retrospectives, now: () => fresh.clock.t, scrub: fresh.scrub };
+    expect(recordRunKnowledge(deps, { runId: fresh.runs.r2, task: fresh.tasks['TASK-001'] ?? null })).not.toBeNull();
+    expect(depth).toBe(0);
+    expect(outermost).toBe(1);
   });
 });
 
