@@ -21,7 +21,7 @@ import { createJsonLog, type CrewEvent, type JsonLog } from './progress.js';
 import { routeTask, type RouteResult } from './router.js';
 import { createRunbookBrain, sleep, type Brain, type BrainEvent, type RunOutcome } from './runbook-brain.js';
 import { checkClaudeBrainAvailable } from './claude-brain.js';
-import { recordRunKnowledge } from '../../mcp-server/core/retro.js';
+import { recordRunKnowledgeAsync } from '../../mcp-server/core/retro.js';
 import { createClaudeCrewBrain } from './claude-crew-brain.js';
 
 export interface BackoffOptions {
@@ -241,20 +241,20 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
   // Under the Claude brain the retrospective also gets a narrative (the same facts section): it is
   // written after the facts-only retro, so a slow or failing model never holds up the crew.
   const narrations = new Set<Promise<void>>();
-  const record = (run: CrewRun): void => {
+  const record = async (run: CrewRun): Promise<void> => {
     summary.runs.push(run);
     if (opts.retrospectives === false) return;
     const task = runTasks.get(run.runId) ?? null;
     runTasks.delete(run.runId);
     const retroDeps = { db: store.db, root: ws.root, retrospectivesDir: ws.retrospectives, now, scrub: (t: string) => broker.scrub(t), env };
     try {
-      const out = recordRunKnowledge(retroDeps, { runId: run.runId, task });
+      const out = await recordRunKnowledgeAsync(retroDeps, { runId: run.runId, task });
       if (out && brain.narrate) {
         const narrate = brain.narrate.bind(brain);
         const p = (async () => {
           try {
             const narrative = await narrate(out.facts, AbortSignal.timeout(NARRATION_TIMEOUT_MS));
-            if (narrative) recordRunKnowledge(retroDeps, { runId: run.runId, task, narrative });
+            if (narrative) await recordRunKnowledgeAsync(retroDeps, { runId: run.runId, task, narrative });
           } catch (e) {
             emit({ type: 'error', taskId: run.taskId, runId: run.runId, reason: `the retrospective keeps its facts only; narration failed: ${errText(e)}` });
           }
@@ -332,7 +332,7 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
       clearInterval(hb);
     }
     if (lost !== null) {
-      record({ ...base, specialist: specialist.name, outcome: 'lost', reason: lost, startedMs: started, endedMs: now() });
+      await record({ ...base, specialist: specialist.name, outcome: 'lost', reason: lost, startedMs: started, endedMs: now() });
       return;
     }
     if (outcome.settled) {
@@ -340,7 +340,7 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
       if (outcome.kind === 'completed') summary.completed.push(claim.taskId);
       else summary.blocked.push({ id: claim.taskId, reason: outcome.reason });
       emit({ type: 'finished', ...base, outcome: outcome.kind === 'completed' ? 'completed' : 'blocked', ...(outcome.reason ? { reason: outcome.reason } : {}) });
-      record({ ...base, outcome: outcome.kind, reason: outcome.reason, startedMs: started, endedMs: now() });
+      await record({ ...base, outcome: outcome.kind, reason: outcome.reason, startedMs: started, endedMs: now() });
       return;
     }
     const shutdown = controller.signal.aborted && stopping() && (controller.signal.reason as { code?: string } | undefined)?.code === 'shutdown';
@@ -348,7 +348,7 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
       const r = await intoBacklog(claim, () => queue.release(claim, `crew stopped: ${outcome.reason}`));
       emit({ type: 'released', ...base, reason: outcome.reason });
       summary.failed.push({ id: claim.taskId, reason: `released on shutdown: ${outcome.reason}` });
-      record({ ...base, outcome: 'released', reason: r.ok ? outcome.reason : r.message, startedMs: started, endedMs: now() });
+      await record({ ...base, outcome: 'released', reason: r.ok ? outcome.reason : r.message, startedMs: started, endedMs: now() });
       return;
     }
     switch (outcome.kind) {
@@ -356,12 +356,12 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
         const r = await queue.complete(claim, { tickCriteria: outcome.tickCriteria, evidence: outcome.evidence, set: { run_id: claim.runId } });
         if (!r.ok) {
           emit({ type: 'error', ...base, reason: `could not complete: ${r.message}` });
-          record({ ...base, outcome: 'lost', reason: r.message, startedMs: started, endedMs: now() });
+          await record({ ...base, outcome: 'lost', reason: r.message, startedMs: started, endedMs: now() });
           return;
         }
         summary.completed.push(claim.taskId);
         emit({ type: 'finished', ...base, outcome: 'completed' });
-        record({ ...base, outcome: 'completed', reason: '', startedMs: started, endedMs: now() });
+        await record({ ...base, outcome: 'completed', reason: '', startedMs: started, endedMs: now() });
         return;
       }
       case 'failed': {
@@ -374,7 +374,7 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
             lastFailure.set(claim.taskId, outcome.reason);
             emit({ type: 'retry-scheduled', ...base, reason: outcome.reason, data: { delayMs: delay, maxAttempts: max } });
           } else emit({ type: 'error', ...base, reason: `could not release: ${r.message}` });
-          record({ ...base, outcome: 'failed', reason: outcome.reason, startedMs: started, endedMs: now() });
+          await record({ ...base, outcome: 'failed', reason: outcome.reason, startedMs: started, endedMs: now() });
           return;
         }
         const why = claim.attempt >= max ? `failed after ${claim.attempt} of ${max} attempts: ${outcome.reason}` : `failed (crew stopping, no retry): ${outcome.reason}`;
@@ -402,13 +402,13 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
     const r = await intoBacklog(claim, () => queue.block(claim, reason, { set: { run_id: claim.runId }, ...(ev ? { evidence: ev } : {}) }));
     if (!r.ok) {
       emit({ type: 'error', ...base, reason: `could not block: ${r.message}` });
-      record({ ...base, outcome: 'lost', reason: r.message, startedMs: started, endedMs: now() });
+      await record({ ...base, outcome: 'lost', reason: r.message, startedMs: started, endedMs: now() });
       return;
     }
     notBefore.delete(claim.taskId);
     summary.blocked.push({ id: claim.taskId, reason });
     emit({ type: 'finished', ...base, outcome: 'blocked', reason });
-    record({ ...base, outcome: kind, reason, startedMs: started, endedMs: now() });
+    await record({ ...base, outcome: kind, reason, startedMs: started, endedMs: now() });
   };
 
   const startWorker = (rec: TaskRecord, claim: Claim, specialist: Specialist): void => {

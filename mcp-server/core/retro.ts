@@ -4,7 +4,8 @@
 // optional narrative. Every text is scrubbed of known secret values before it is stored or written.
 import type { ToolCallsRow } from './audit.js';
 import { join, relative } from 'node:path';
-import { writeFileDurable } from './durable-fs.js';
+import { renameSync } from 'node:fs';
+import { closeQuiet, fsyncDirAsync, fsyncFdAsync, writeFileDurable, writeTempPending, type PendingTemp } from './durable-fs.js';
 import { clearOrigin, entityId, errorSignature, fixedWithinRun, indexRun, indexTask, putDoc } from './knowledge-extract.js';
 import { lessonsFor } from './knowledge.js';
 import type { Db } from './store.js';
@@ -301,20 +302,55 @@ export interface RecordOutput {
  * commit; a crash in between leaves at most a file without rows, as before.
  */
 export function recordRunKnowledge(deps: RecordDeps, input: RecordInput): RecordOutput | null {
+  return deps.db.immediate(() => recordInTransaction(deps, input, (abs, body) => writeFileDurable(abs, body)));
+}
+
+/**
+ * recordRunKnowledge for a caller that can wait: the same single transaction, but nothing blocks
+ * this thread on the disk. The file is written inside the transaction and the WAL, the file and
+ * its directory are fsynced together in the thread pool afterwards; the promise resolves once all
+ * three are durable. The trade: a power loss in those few milliseconds can keep the rows and lose
+ * the file's text; the rows hold the same text (retrospectives.body), and a process crash loses
+ * nothing (the kernel still has the writes).
+ */
+export async function recordRunKnowledgeAsync(deps: RecordDeps, input: RecordInput): Promise<RecordOutput | null> {
+  let written: PendingTemp | undefined;
+  let committed: { value: RecordOutput | null; durable: Promise<void> };
+  try {
+    committed = deps.db.immediateDeferred(() =>
+      recordInTransaction(deps, input, (abs, body) => {
+        const p = writeTempPending(abs, body);
+        written = p;
+        renameSync(p.tmp, abs);
+      }),
+    );
+  } catch (e) {
+    if (written) closeQuiet(written.fd);
+    throw e;
+  }
+  const file = written as PendingTemp | undefined;
+  try {
+    await Promise.all([committed.durable, ...(file ? [fsyncFdAsync(file.fd), fsyncDirAsync(deps.retrospectivesDir)] : [])]);
+  } finally {
+    if (file) closeQuiet(file.fd);
+  }
+  return committed.value;
+}
+
+/** Index, facts, file, rows: the body of both variants, inside the caller's write transaction. */
+function recordInTransaction(deps: RecordDeps, input: RecordInput, writeFile: (abs: string, body: string) => void): RecordOutput | null {
   const scrub = deps.scrub ?? ((s: string) => s);
   const x = { scrub, ...(deps.env ? { env: deps.env } : {}) };
-  return deps.db.immediate(() => {
-    if (input.task) indexTask(deps.db, input.task, { ...x, nowMs: deps.now() });
-    if (!indexRun(deps.db, input.runId, x)) return null;
-    const facts = buildRetroFacts(deps.db, input.runId, input.task ?? null, deps.env ? { env: deps.env } : {});
-    if (!facts) return null;
-    const { retroId, created } = retroIdentity(deps, input.runId, facts);
-    const body = scrub(renderRetro(facts, input.narrative));
-    const abs = join(deps.retrospectivesDir, `${retroId}.md`);
-    writeFileDurable(abs, body);
-    writeRetroRows(deps.db, { retroId, runId: input.runId, file: relative(deps.root, abs), created, body, facts, scrub });
-    return { retroId, retroFile: abs, facts };
-  });
+  if (input.task) indexTask(deps.db, input.task, { ...x, nowMs: deps.now() });
+  if (!indexRun(deps.db, input.runId, x)) return null;
+  const facts = buildRetroFacts(deps.db, input.runId, input.task ?? null, deps.env ? { env: deps.env } : {});
+  if (!facts) return null;
+  const { retroId, created } = retroIdentity(deps, input.runId, facts);
+  const body = scrub(renderRetro(facts, input.narrative));
+  const abs = join(deps.retrospectivesDir, `${retroId}.md`);
+  writeFile(abs, body);
+  writeRetroRows(deps.db, { retroId, runId: input.runId, file: relative(deps.root, abs), created, body, facts, scrub });
+  return { retroId, retroFile: abs, facts };
 }
 
 /** The run's retrospective id (kept from an earlier call) and creation time. */

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { lessonsFor } from '../core/knowledge.js';
 import { buildReport, writeReport } from '../core/report.js';
-import { buildRetroFacts, recordRunKnowledge, renderRetro } from '../core/retro.js';
+import { buildRetroFacts, recordRunKnowledge, recordRunKnowledgeAsync, renderRetro } from '../core/retro.js';
 import type { Db } from '../core/store.js';
 import { buildHistory, CANARY, T0, type History } from './knowledge-fixture.js';
 
@@ -114,6 +114,36 @@ describe('recording a run', () => {
     const out = recordRunKnowledge({ ...deps, retrospectivesDir: fresh.ws.retrospectives }, { runId, task: fresh.tasks['TASK-001'] ?? null });
     expect(out).not.toBeNull();
     expect(rowsOf(db, runId).every((n) => n > 0)).toBe(true);
+  });
+
+  it('the async variant writes what the sync one writes, in one transaction, and keeps nothing when the file fails', async () => {
+    const db = fresh.store.db;
+    const runId = fresh.runs.r3;
+    const blocker = join(fresh.dir, 'not-a-dir-2');
+    writeFileSync(blocker, 'x');
+    const deps = { db, root: fresh.dir, retrospectivesDir: join(blocker, 'retros'), now: () => fresh.clock.t, scrub: fresh.scrub };
+    const task = fresh.tasks['TASK-002'] ?? null;
+    await expect(recordRunKnowledgeAsync(deps, { runId, task })).rejects.toThrow();
+    expect(db.get<{ n: number }>('SELECT count(*) AS n FROM retrospectives WHERE run_id = ?', [runId])?.n).toBe(0);
+    let outermost = 0;
+    const counting: Db = {
+      ...db,
+      immediateDeferred: (fn) => {
+        outermost++;
+        return db.immediateDeferred(fn);
+      },
+    };
+    const good = { ...deps, db: counting, retrospectivesDir: fresh.ws.retrospectives };
+    const a = await recordRunKnowledgeAsync(good, { runId, task });
+    expect(outermost).toBe(1);
+    expect(a).not.toBeNull();
+    const row = db.get<{ body: string; file: string }>('SELECT body, file FROM retrospectives WHERE run_id = ?', [runId]);
+    expect(readFileSync(a!.retroFile, 'utf8')).toBe(row?.body);
+    // Recording again through the sync variant keeps the same id and writes the same text.
+    const b = recordRunKnowledge({ ...deps, retrospectivesDir: fresh.ws.retrospectives }, { runId, task });
+    expect(b?.retroId).toBe(a!.retroId);
+    expect(readFileSync(b!.retroFile, 'utf8')).toBe(row?.body);
+    expect(readdirSync(fresh.ws.retrospectives).filter((f) => f.includes('opscrew-tmp'))).toEqual([]);
   });
 
   it('is one write transaction (the indexes, the retrospective and its lessons commit together)', () => {
