@@ -212,10 +212,10 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
   };
   opts.signal?.addEventListener('abort', poke, { once: true });
 
-  const readTask = (abs: string, rel: string): { ok: true; task: Task } | { ok: false; reason: string } => {
+  const readTask = (abs: string, rel: string, known?: string | null): { ok: true; task: Task } | { ok: false; reason: string } => {
     let text: string;
     try {
-      text = readFileSync(abs, 'utf8');
+      text = known ?? readFileSync(abs, 'utf8');
     } catch (e) {
       return { ok: false, reason: `cannot read ${rel}: ${errText(e)}` };
     }
@@ -241,30 +241,38 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
   // Under the Claude brain the retrospective also gets a narrative (the same facts section): it is
   // written after the facts-only retro, so a slow or failing model never holds up the crew.
   const narrations = new Set<Promise<void>>();
-  const record = async (run: CrewRun): Promise<void> => {
+  // The retrospective is written (one transaction) when the run is recorded; its fsyncs finish in
+  // the background while the worker slot takes the next task. The crew waits for them before it
+  // returns, and every state change of the task itself was durable before this point.
+  const retros = new Set<Promise<void>>();
+  const record = (run: CrewRun): void => {
     summary.runs.push(run);
     if (opts.retrospectives === false) return;
     const task = runTasks.get(run.runId) ?? null;
     runTasks.delete(run.runId);
     const retroDeps = { db: store.db, root: ws.root, retrospectivesDir: ws.retrospectives, now, scrub: (t: string) => broker.scrub(t), env };
-    try {
-      const out = await recordRunKnowledgeAsync(retroDeps, { runId: run.runId, task });
-      if (out && brain.narrate) {
-        const narrate = brain.narrate.bind(brain);
-        const p = (async () => {
-          try {
-            const narrative = await narrate(out.facts, AbortSignal.timeout(NARRATION_TIMEOUT_MS));
-            if (narrative) await recordRunKnowledgeAsync(retroDeps, { runId: run.runId, task, narrative });
-          } catch (e) {
-            emit({ type: 'error', taskId: run.taskId, runId: run.runId, reason: `the retrospective keeps its facts only; narration failed: ${errText(e)}` });
-          }
-        })();
-        narrations.add(p);
-        void p.finally(() => narrations.delete(p));
+    const p = (async () => {
+      try {
+        const out = await recordRunKnowledgeAsync(retroDeps, { runId: run.runId, task });
+        if (out && brain.narrate) {
+          const narrate = brain.narrate.bind(brain);
+          const n = (async () => {
+            try {
+              const narrative = await narrate(out.facts, AbortSignal.timeout(NARRATION_TIMEOUT_MS));
+              if (narrative) await recordRunKnowledgeAsync(retroDeps, { runId: run.runId, task, narrative });
+            } catch (e) {
+              emit({ type: 'error', taskId: run.taskId, runId: run.runId, reason: `the retrospective keeps its facts only; narration failed: ${errText(e)}` });
+            }
+          })();
+          narrations.add(n);
+          void n.finally(() => narrations.delete(n));
+        }
+      } catch (e) {
+        emit({ type: 'error', taskId: run.taskId, runId: run.runId, reason: `could not write the retrospective: ${errText(e)}` });
       }
-    } catch (e) {
-      emit({ type: 'error', taskId: run.taskId, runId: run.runId, reason: `could not write the retrospective: ${errText(e)}` });
-    }
+    })();
+    retros.add(p);
+    void p.finally(() => retros.delete(p));
   };
 
   /** A block or release: the file's arrival in backlog is this crew's own move, not news. */
@@ -289,8 +297,10 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
     const base = { taskId: claim.taskId, runId: claim.runId, specialist: specialist.name, attempt: claim.attempt };
     emit({ type: 'claimed', ...base });
     const rel = rec.file.replace('tasks/backlog/', 'tasks/active/');
-    await queue.settled(claim);
-    const parsed = readTask(claim.file, rel);
+    // The text the claim is writing (run fields included): no need to wait for it to land.
+    const known = queue.claimedText(claim);
+    if (known === null) await queue.settled(claim);
+    const parsed = readTask(claim.file, rel, known);
     if (!parsed.ok) {
       await finishBlocked(claim, parsed.reason, base, started);
       return;
@@ -332,7 +342,7 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
       clearInterval(hb);
     }
     if (lost !== null) {
-      await record({ ...base, specialist: specialist.name, outcome: 'lost', reason: lost, startedMs: started, endedMs: now() });
+      record({ ...base, specialist: specialist.name, outcome: 'lost', reason: lost, startedMs: started, endedMs: now() });
       return;
     }
     if (outcome.settled) {
@@ -340,7 +350,7 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
       if (outcome.kind === 'completed') summary.completed.push(claim.taskId);
       else summary.blocked.push({ id: claim.taskId, reason: outcome.reason });
       emit({ type: 'finished', ...base, outcome: outcome.kind === 'completed' ? 'completed' : 'blocked', ...(outcome.reason ? { reason: outcome.reason } : {}) });
-      await record({ ...base, outcome: outcome.kind, reason: outcome.reason, startedMs: started, endedMs: now() });
+      record({ ...base, outcome: outcome.kind, reason: outcome.reason, startedMs: started, endedMs: now() });
       return;
     }
     const shutdown = controller.signal.aborted && stopping() && (controller.signal.reason as { code?: string } | undefined)?.code === 'shutdown';
@@ -348,7 +358,7 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
       const r = await intoBacklog(claim, () => queue.release(claim, `crew stopped: ${outcome.reason}`));
       emit({ type: 'released', ...base, reason: outcome.reason });
       summary.failed.push({ id: claim.taskId, reason: `released on shutdown: ${outcome.reason}` });
-      await record({ ...base, outcome: 'released', reason: r.ok ? outcome.reason : r.message, startedMs: started, endedMs: now() });
+      record({ ...base, outcome: 'released', reason: r.ok ? outcome.reason : r.message, startedMs: started, endedMs: now() });
       return;
     }
     switch (outcome.kind) {
@@ -356,12 +366,12 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
         const r = await queue.complete(claim, { tickCriteria: outcome.tickCriteria, evidence: outcome.evidence, set: { run_id: claim.runId } });
         if (!r.ok) {
           emit({ type: 'error', ...base, reason: `could not complete: ${r.message}` });
-          await record({ ...base, outcome: 'lost', reason: r.message, startedMs: started, endedMs: now() });
+          record({ ...base, outcome: 'lost', reason: r.message, startedMs: started, endedMs: now() });
           return;
         }
         summary.completed.push(claim.taskId);
         emit({ type: 'finished', ...base, outcome: 'completed' });
-        await record({ ...base, outcome: 'completed', reason: '', startedMs: started, endedMs: now() });
+        record({ ...base, outcome: 'completed', reason: '', startedMs: started, endedMs: now() });
         return;
       }
       case 'failed': {
@@ -374,7 +384,7 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
             lastFailure.set(claim.taskId, outcome.reason);
             emit({ type: 'retry-scheduled', ...base, reason: outcome.reason, data: { delayMs: delay, maxAttempts: max } });
           } else emit({ type: 'error', ...base, reason: `could not release: ${r.message}` });
-          await record({ ...base, outcome: 'failed', reason: outcome.reason, startedMs: started, endedMs: now() });
+          record({ ...base, outcome: 'failed', reason: outcome.reason, startedMs: started, endedMs: now() });
           return;
         }
         const why = claim.attempt >= max ? `failed after ${claim.attempt} of ${max} attempts: ${outcome.reason}` : `failed (crew stopping, no retry): ${outcome.reason}`;
@@ -402,13 +412,13 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
     const r = await intoBacklog(claim, () => queue.block(claim, reason, { set: { run_id: claim.runId }, ...(ev ? { evidence: ev } : {}) }));
     if (!r.ok) {
       emit({ type: 'error', ...base, reason: `could not block: ${r.message}` });
-      await record({ ...base, outcome: 'lost', reason: r.message, startedMs: started, endedMs: now() });
+      record({ ...base, outcome: 'lost', reason: r.message, startedMs: started, endedMs: now() });
       return;
     }
     notBefore.delete(claim.taskId);
     summary.blocked.push({ id: claim.taskId, reason });
     emit({ type: 'finished', ...base, outcome: 'blocked', reason });
-    await record({ ...base, outcome: kind, reason, startedMs: started, endedMs: now() });
+    record({ ...base, outcome: kind, reason, startedMs: started, endedMs: now() });
   };
 
   const startWorker = (rec: TaskRecord, claim: Claim, specialist: Specialist): void => {
@@ -656,7 +666,9 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
         summary.failed.push({ id, reason });
       }
     }
-    // Narrations are bounded by NARRATION_TIMEOUT_MS each; wait for them before the store closes.
+    // Retrospectives still syncing, then narrations (bounded by NARRATION_TIMEOUT_MS each): wait
+    // for them before the store closes.
+    await Promise.all([...retros]);
     await Promise.all([...narrations]);
     emit({ type: 'crew-stop', data: { completed: summary.completed.length, blocked: summary.blocked.length, failed: summary.failed.length } });
     jsonLog.close();

@@ -129,6 +129,14 @@ export function seedTaskApprovals(
     }
     if (!canonicals.includes(parsed.value.canonical)) canonicals.push(parsed.value.canonical);
   });
+  // Most tasks approve nothing and have no earlier run's approvals to expire: no write transaction.
+  const stale = (): boolean =>
+    taskId !== null &&
+    db.get(
+      "SELECT 1 AS x FROM approvals WHERE state = 'approved' AND task_id = ? AND source = 'task-file' AND (run_id IS NULL OR run_id <> ?) LIMIT 1",
+      [taskId, runId],
+    ) !== undefined;
+  if (canonicals.length === 0 && !stale()) return { seeded: [], problems };
   const seeded = db.immediate(() => {
     if (taskId !== null) {
       db.run(

@@ -141,7 +141,7 @@ function recordDurably(db: Db, row: AuditInput, options: RecordOptions): Promise
 function flushAudit(db: Db): void {
   const batch = pendingAudit.get(db) ?? [];
   pendingAudit.delete(db);
-  let committed: { value: number[]; durable: Promise<void> } | undefined;
+  let committed: { value: number[]; durable: () => Promise<void> } | undefined;
   try {
     // The WAL fsync runs in the thread pool (shared with other commits): calls resolve after it.
     committed = db.immediateDeferred(() => batch.map((p) => recordCall(db, p.row, p.options)));
@@ -150,7 +150,7 @@ function flushAudit(db: Db): void {
   }
   if (committed) {
     const seqs = committed.value;
-    committed.durable.then(
+    committed.durable().then(
       () => batch.forEach((p, i) => p.done(seqs[i]!)),
       (e: unknown) => batch.forEach((p) => p.fail(e)),
     );

@@ -235,4 +235,14 @@ CREATE INDEX verifications_run ON verifications(run_id, id);
 CREATE INDEX lessons_recent ON lessons(created_ms DESC, id);
 `,
   },
+  {
+    version: 4,
+    name: 'ready order fully indexed',
+    sql: `
+-- The ready set is read in (priority, age, id) order with a LIMIT on the crew's hot path: with id
+-- in the index the order needs no sort of the whole backlog and the LIMIT stops the walk early.
+CREATE INDEX tasks_ready_order ON tasks(folder, prio_rank, created_ms, id);
+DROP INDEX tasks_ready;
+`,
+  },
 ];

@@ -109,6 +109,11 @@ export interface TaskQueue {
    * complete/block/release wait for it themselves; read the file only after it.
    */
   settled(claim: Pick<Claim, 'taskId' | 'token'>): Promise<void>;
+  /**
+   * The claimed file's text with its run fields while that write is still landing (null once it
+   * has, or when it could not be rendered): read it instead of waiting for `settled`.
+   */
+  claimedText(claim: Pick<Claim, 'taskId' | 'token'>): string | null;
   heartbeat(claim: Claim): Promise<Result<{ leaseExpiresMs: number }, FencedCode>>;
   complete(claim: Claim, update?: TaskUpdate): Promise<Result<{ file: string }, FencedCode>>;
   block(claim: Claim, reason: string, update?: TaskUpdate): Promise<Result<{ file: string }, FencedCode>>;
@@ -303,40 +308,53 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
   // returns: the move and the lease are the claim; the file's fields only show it. Every later
   // operation on the claim waits for this write first (`settled`). A crash before it lands leaves
   // the original text in active/, which the finish or the reconciler rewrites anyway.
-  const frontMatterWrites = new Map<string, Promise<void>>();
+  const frontMatterWrites = new Map<string, { text: string; done: Promise<void> }>();
   const claimKey = (c: Pick<Claim, 'taskId' | 'token'>): string => `${c.taskId}\u0000${c.token}`;
-  const writeClaimFrontMatter = async (mods: TaskModules, claim: Claim, startedMs: number): Promise<void> => {
+  /** Renders the claimed file's new text now; returns it and the write that lands it. */
+  const writeClaimFrontMatter = (mods: TaskModules, claim: Claim, startedMs: number): { text: string; done: Promise<void> } | null => {
     const rel = relFile(ws, claim.file);
     const up = mods.updateTaskText(
       readFileSync(claim.file, 'utf8'),
       { set: { status: 'active', run_id: claim.runId, attempts: claim.attempt, started_at: isoOf(startedMs) }, unset: ['blocked_reason', 'blocked_at'] },
       rel,
     );
-    if (!up.ok) return; // the finish renders the file again and reports what is wrong with it
-    const pending = writeTempPending(claim.file, up.value);
-    try {
-      await fsyncFdAsync(pending.fd);
-      // Under the write lock: the file is replaced only while this claim still holds the lease.
-      await db.immediateAsync(() => {
-        if (getLease(db, claim.taskId)?.token !== claim.token) return;
-        renameSync(pending.tmp, claim.file);
-        db.run('UPDATE tasks SET size = ?, mtime_ms = ? WHERE id = ? AND file = ?', [pending.size, pending.mtimeMs, claim.taskId, rel]);
-      });
-    } finally {
-      closeQuiet(pending.fd);
-      unlinkQuiet(pending.tmp); // a no-op once renamed into place
-    }
+    if (!up.ok) return null; // the finish renders the file again and reports what is wrong with it
+    const text = up.value;
+    const done = (async () => {
+      const pending = writeTempPending(claim.file, text);
+      try {
+        await fsyncFdAsync(pending.fd);
+        // Under the write lock: the file is replaced only while this claim still holds the lease.
+        // Nothing waits for this commit's fsync: the size/mtime it records only spare the next
+        // scan a re-parse, and the finish's own commit makes it durable with everything before it.
+        db.immediateDeferred(() => {
+          if (getLease(db, claim.taskId)?.token !== claim.token) return;
+          renameSync(pending.tmp, claim.file);
+          db.run('UPDATE tasks SET size = ?, mtime_ms = ? WHERE id = ? AND file = ?', [pending.size, pending.mtimeMs, claim.taskId, rel]);
+        });
+      } finally {
+        closeQuiet(pending.fd);
+        unlinkQuiet(pending.tmp); // a no-op once renamed into place
+      }
+    })();
+    return { text, done };
   };
   const startFrontMatter = (mods: TaskModules, claim: Claim, startedMs: number): void => {
     const key = claimKey(claim);
-    const p = writeClaimFrontMatter(mods, claim, startedMs)
-      .catch(() => undefined)
-      .finally(() => {
-        if (frontMatterWrites.get(key) === p) frontMatterWrites.delete(key);
-      });
-    frontMatterWrites.set(key, p);
+    let w: { text: string; done: Promise<void> } | null;
+    try {
+      w = writeClaimFrontMatter(mods, claim, startedMs);
+    } catch {
+      return; // unreadable now: the finish reports it
+    }
+    if (!w) return;
+    const entry = { text: w.text, done: w.done.catch(() => undefined) };
+    frontMatterWrites.set(key, entry);
+    void entry.done.finally(() => {
+      if (frontMatterWrites.get(key) === entry) frontMatterWrites.delete(key);
+    });
   };
-  const settled = (claim: Pick<Claim, 'taskId' | 'token'>): Promise<void> => frontMatterWrites.get(claimKey(claim)) ?? Promise.resolve();
+  const settled = (claim: Pick<Claim, 'taskId' | 'token'>): Promise<void> => frontMatterWrites.get(claimKey(claim))?.done ?? Promise.resolve();
 
   /** Directory fsyncs as thread-pool jobs (started inside the lock, awaited after the COMMIT). */
   const syncDirs = (dirs: readonly string[]): Promise<void> => {
@@ -542,6 +560,10 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
     },
 
     settled,
+
+    claimedText(claim) {
+      return frontMatterWrites.get(claimKey(claim))?.text ?? null;
+    },
 
     async heartbeat(claim) {
       const expires = ctx.now() + ctx.leaseMs;

@@ -315,7 +315,7 @@ export function recordRunKnowledge(deps: RecordDeps, input: RecordInput): Record
  */
 export async function recordRunKnowledgeAsync(deps: RecordDeps, input: RecordInput): Promise<RecordOutput | null> {
   let written: PendingTemp | undefined;
-  let committed: { value: RecordOutput | null; durable: Promise<void> };
+  let committed: { value: RecordOutput | null; durable: () => Promise<void> };
   try {
     committed = deps.db.immediateDeferred(() =>
       recordInTransaction(deps, input, (abs, body) => {
@@ -330,7 +330,7 @@ export async function recordRunKnowledgeAsync(deps: RecordDeps, input: RecordInp
   }
   const file = written as PendingTemp | undefined;
   try {
-    await Promise.all([committed.durable, ...(file ? [fsyncFdAsync(file.fd), fsyncDirAsync(deps.retrospectivesDir)] : [])]);
+    await Promise.all([committed.durable(), ...(file ? [fsyncFdAsync(file.fd), fsyncDirAsync(deps.retrospectivesDir)] : [])]);
   } finally {
     if (file) closeQuiet(file.fd);
   }

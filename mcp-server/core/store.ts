@@ -33,10 +33,11 @@ export interface Db {
    */
   immediateAsync<T>(fn: () => T): Promise<T>;
   /**
-   * `immediateAsync` in two parts: a failed transaction throws here (rolled back), and `durable`
-   * settles with the WAL fsync (a rejection there means committed but perhaps not on disk).
+   * `immediateAsync` in two parts: a failed transaction throws here (rolled back), and `durable()`
+   * starts (or joins) the WAL fsync and settles with it (a rejection means committed but perhaps
+   * not on disk). A caller that never calls it leaves the commit to ride on the next one's fsync.
    */
-  immediateDeferred<T>(fn: () => T): { value: T; durable: Promise<void> };
+  immediateDeferred<T>(fn: () => T): { value: T; durable: () => Promise<void> };
   /** Read-only snapshot: BEGIN DEFERRED ... COMMIT. */
   read<T>(fn: () => T): T;
   /** Rows one at a time, so a caller can stop early (row and time limits); throws on a statement that returns no rows. */
@@ -96,7 +97,8 @@ export function openStore(path: string, options: OpenStoreOptions = {}): Store {
     raw.close();
     throw e;
   }
-  raw.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 10_000))}`);
+  const busyTimeoutMs = Math.max(0, Math.floor(options.busyTimeoutMs ?? 10_000));
+  raw.pragma(`busy_timeout = ${busyTimeoutMs}`);
   if (!options.readonly) {
     raw.pragma('journal_mode = WAL');
     // FULL: every state-changing commit is on disk before we act on it (move a file, report done).
@@ -105,7 +107,7 @@ export function openStore(path: string, options: OpenStoreOptions = {}): Store {
   }
   const walMode = !options.readonly && String(raw.pragma('journal_mode', { simple: true })).toLowerCase() === 'wal';
   const wal = walMode ? walSyncer(`${path}-wal`) : null;
-  const db = wrap(raw, wal);
+  const db = wrap(raw, wal, busyTimeoutMs);
   if (!options.readonly) migrate(db, options.migrations ?? MIGRATIONS);
   return {
     db,
@@ -180,7 +182,12 @@ export function walSyncer(walPath: string, fsyncFd: (fd: number, cb: (err: NodeJ
   };
 }
 
-function wrap(raw: Database.Database, wal: WalSyncer | null): Db {
+function isBusy(e: unknown): boolean {
+  const code = (e as { code?: unknown }).code;
+  return code === 'SQLITE_BUSY' || code === 'SQLITE_BUSY_SNAPSHOT';
+}
+
+function wrap(raw: Database.Database, wal: WalSyncer | null, busyTimeoutMs: number): Db {
   // Statement cache: the same SQL text is prepared once per connection.
   const cache = new Map<string, Database.Statement>();
   const stmt = (sql: string): Database.Statement => {
@@ -196,10 +203,35 @@ function wrap(raw: Database.Database, wal: WalSyncer | null): Db {
   // Switched around an immediateAsync commit only (no I/O: the setting is per connection).
   const setNormal = wal ? raw.prepare('PRAGMA synchronous = NORMAL') : null;
   const setFull = wal ? raw.prepare('PRAGMA synchronous = FULL') : null;
+  // Waiting for the write lock: SQLite's own busy handler sleeps 1, 2, 5, 10... ms between tries,
+  // which stalls a crew thread for milliseconds behind a transaction that holds the lock for a
+  // fraction of one. BEGIN IMMEDIATE instead retries after 20 µs, doubling to 1 ms, until the
+  // same busy timeout; statements outside a transaction keep SQLite's handler.
+  const noBusyWait = raw.prepare('PRAGMA busy_timeout = 0');
+  const busyWait = raw.prepare(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
+  const sleeper = new Int32Array(new SharedArrayBuffer(4));
+  const beginImmediate = (): void => {
+    noBusyWait.get();
+    try {
+      const deadline = Date.now() + busyTimeoutMs;
+      for (let pause = 0.02; ; pause = Math.min(1, pause * 2)) {
+        try {
+          raw.exec('BEGIN IMMEDIATE');
+          return;
+        } catch (e) {
+          if (!isBusy(e) || Date.now() >= deadline) throw e;
+        }
+        Atomics.wait(sleeper, 0, 0, pause);
+      }
+    } finally {
+      busyWait.get();
+    }
+  };
   let depth = 0;
   const tx = <T>(begin: string, fn: () => T): T => {
     if (depth > 0) return fn(); // nested: join the outer transaction
-    raw.exec(begin);
+    if (begin === 'BEGIN IMMEDIATE') beginImmediate();
+    else raw.exec(begin);
     depth++;
     try {
       const out = fn();
@@ -212,8 +244,8 @@ function wrap(raw: Database.Database, wal: WalSyncer | null): Db {
       depth--;
     }
   };
-  const immediateDeferred = <T>(fn: () => T): { value: T; durable: Promise<void> } => {
-    if (depth > 0 || !wal || !setNormal || !setFull) return { value: tx('BEGIN IMMEDIATE', fn), durable: Promise.resolve() };
+  const immediateDeferred = <T>(fn: () => T): { value: T; durable: () => Promise<void> } => {
+    if (depth > 0 || !wal || !setNormal || !setFull) return { value: tx('BEGIN IMMEDIATE', fn), durable: () => Promise.resolve() };
     setNormal.run();
     let value: T;
     try {
@@ -221,7 +253,7 @@ function wrap(raw: Database.Database, wal: WalSyncer | null): Db {
     } finally {
       setFull.run();
     }
-    return { value, durable: wal.sync() };
+    return { value, durable: () => wal.sync() };
   };
   return {
     run: (sql, params) => {
@@ -238,7 +270,7 @@ function wrap(raw: Database.Database, wal: WalSyncer | null): Db {
     immediateAsync: <T>(fn: () => T): Promise<T> => {
       try {
         const r = immediateDeferred(fn);
-        return r.durable.then(() => r.value);
+        return r.durable().then(() => r.value);
       } catch (e) {
         return Promise.reject(e instanceof Error ? e : new Error(String(e)));
       }

@@ -81,7 +81,7 @@ export async function verifyTask(deps: VerifierDeps, input: VerifyInput): Promis
     if (passed) satisfiedLines.push(c.line);
   }
   const allPassed = evidence.every((e) => e.outcome === 'verified' || e.outcome === 'na');
-  await recordVerifications(deps, input, evidence);
+  recordVerifications(deps, input, evidence);
   return { passed: allPassed, evidence, satisfiedLines };
 }
 
@@ -109,9 +109,14 @@ function commandEvidence(line: string, expects: Parameters<typeof checkExpectati
     : { command, exitCode: o.exitCode, durationMs: o.durationMs, excerpt, passed: false, ...(check.reason ? { reason: check.reason } : {}) };
 }
 
-function recordVerifications(deps: GateDeps, input: VerifyInput, evidence: CriterionEvidence[]): Promise<void> {
+/**
+ * Committed now, durable with the next commit's fsync: every verification is followed by a state
+ * change of its task (complete, release, block, or the next submit), whose durable commit covers
+ * these rows too (the WAL is one log). Nothing waits on them alone.
+ */
+function recordVerifications(deps: GateDeps, input: VerifyInput, evidence: CriterionEvidence[]): void {
   const ts = deps.now();
-  return deps.db.immediateAsync(() => {
+  deps.db.immediateDeferred(() => {
     for (const e of evidence) {
       deps.db.run('INSERT INTO verifications (run_id, task_id, criterion, outcome, evidence, ts_ms) VALUES (?, ?, ?, ?, ?, ?)', [
         input.runId,
