@@ -104,9 +104,9 @@ export async function mcpFastPath(argv: readonly string[], io: CliIO = processIO
 }
 
 /**
- * main's handleError for the errors `opscrew mcp` can throw (never commander's): the fast path is
- * bundled on its own (scripts/bundle-mcp.mjs), and main would pull the whole CLI into the bundle.
- * agents/test/mcp-bundle.test.ts checks that both map errors alike.
+ * Error → message and exit code for every command (main's handleError adds commander's own cases).
+ * It lives here, without commander, because the mcp fast path is bundled on its own
+ * (scripts/bundle-mcp.mjs) and must not pull the whole CLI into the bundle.
  */
 export function mcpErrorExit(e: unknown, io: CliIO): number {
   if (e instanceof CliError) {

@@ -2,8 +2,7 @@
 // to a documented exit code. Heavy modules are imported lazily inside each action so that
 // `opscrew --help` and `tasks list` stay fast.
 import { Command, CommanderError } from 'commander';
-import { OpsError } from '../../mcp-server/core/errors.js';
-import { CliError, type CliContext } from './context.js';
+import type { CliContext } from './context.js';
 import { EXIT, EXIT_CODES_HELP } from './exit-codes.js';
 import { processIO, type CliIO } from './output.js';
 import { registerInit } from './cmd-init.js';
@@ -12,7 +11,7 @@ import { registerCheck } from './cmd-check.js';
 import { registerExec } from './cmd-exec.js';
 import { registerAudit } from './cmd-audit.js';
 import { registerDemo } from './cmd-demo.js';
-import { registerMcp } from './cmd-mcp.js';
+import { mcpErrorExit, registerMcp } from './cmd-mcp.js';
 import { registerTokens } from './cmd-tokens.js';
 import { registerKnowledge } from './cmd-knowledge.js';
 import { registerImport } from './cmd-import.js';
@@ -69,20 +68,6 @@ export function handleError(e: unknown, io: CliIO): number {
     if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0) return EXIT.OK;
     return EXIT.USAGE;
   }
-  if (e instanceof CliError) {
-    io.err(`opscrew: ${e.message}\n`);
-    return e.exitCode;
-  }
-  if (e instanceof OpsError) {
-    io.err(`opscrew: ${e.message}\n`);
-    return /^(config|workspace)/.test(e.code) ? EXIT.CONFIG : EXIT.FAILED;
-  }
-  // A system error (EACCES, ENOSPC, ENOTDIR...) is the machine's answer, not a bug: no stack.
-  const sys = (e as { code?: unknown } | null)?.code;
-  if (e instanceof Error && typeof sys === 'string' && /^E[A-Z0-9]+$/.test(sys)) {
-    io.err(`opscrew: ${e.message}\n`);
-    return EXIT.FAILED;
-  }
-  io.err(`opscrew: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-  return EXIT.INTERNAL;
+  // Everything else maps as on `opscrew mcp`'s fast path (which never loads commander).
+  return mcpErrorExit(e, io);
 }

@@ -16,8 +16,11 @@ function start(port: NonNullable<typeof parentPort>, data: CrewThreadData): void
       port.close();
     },
     (e: unknown) => {
-      const code = typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : 'crew-thread-failed';
-      post({ type: 'error', code, message: e instanceof Error ? e.message : String(e) });
+      const coded = typeof (e as { code?: unknown }).code === 'string';
+      const code = coded ? (e as { code: string }).code : 'crew-thread-failed';
+      // An uncoded error is a bug: its stack goes with it, as it would on the main thread.
+      const message = e instanceof Error ? (coded ? e.message : (e.stack ?? e.message)) : String(e);
+      post({ type: 'error', code, message });
       port.close();
     },
   );

@@ -90,6 +90,12 @@ function removeStaleTemps(ctx: QueueContext, repairs: Repair[]): void {
  * differ in any byte are left alone: scan reports them as duplicate ids for a person to resolve.
  */
 function removeCrashCopies(ctx: QueueContext, repairs: Repair[]): void {
+  // Under the write lock: no queue operation (another crew thread, another daemon) moves a file
+  // between the folder listings, so a task caught mid-move never looks like two copies.
+  ctx.db.immediate(() => removeCrashCopiesLocked(ctx, repairs));
+}
+
+function removeCrashCopiesLocked(ctx: QueueContext, repairs: Repair[]): void {
   const where = new Map<string, TaskFolder[]>();
   for (const folder of TASK_FOLDERS) {
     let names: string[];
@@ -108,13 +114,20 @@ function removeCrashCopies(ctx: QueueContext, repairs: Repair[]): void {
   const rank: Record<TaskFolder, number> = { backlog: 0, active: 1, completed: 2 };
   for (const [name, folders] of where) {
     if (folders.length < 2) continue;
-    const copies = folders.map((f) => {
+    const copies = folders.flatMap((f) => {
       const abs = join(ctx.ws[f], name);
       const rel = relFile(ctx.ws, abs);
       const inStore = ctx.db.get('SELECT 1 AS x FROM tasks WHERE file = ?', [rel]) !== undefined;
-      return { f, abs, rel, inStore, bytes: readFileSync(abs) };
+      let bytes: Buffer;
+      try {
+        bytes = readFileSync(abs);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return []; // moved by something outside the queue
+        throw e;
+      }
+      return [{ f, abs, rel, inStore, bytes }];
     });
-    if (!copies.every((c) => c.bytes.equals(copies[0]!.bytes))) continue;
+    if (copies.length < 2 || !copies.every((c) => c.bytes.equals(copies[0]!.bytes))) continue;
     copies.sort((a, b) => Number(b.inStore) - Number(a.inStore) || rank[b.f] - rank[a.f]);
     const keep = copies[0]!;
     for (const c of copies.slice(1)) {
