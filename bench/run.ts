@@ -8,6 +8,7 @@ import { benchGate } from './gate.js';
 import { benchMcp } from './mcp.js';
 import { benchCrew } from './crew.js';
 import { fmtValue, table, type BenchReport } from './stats.js';
+import { baseEnv, runProcess } from '../tools/exec.js';
 
 const BENCHES: ReadonlyArray<{ name: string; run: () => Promise<BenchReport> }> = [
   { name: 'queue', run: () => benchQueue() },
@@ -18,10 +19,20 @@ const BENCHES: ReadonlyArray<{ name: string; run: () => Promise<BenchReport> }> 
   { name: 'crew', run: () => benchCrew() },
 ];
 
+/**
+ * Lets the disk settle before a bench: the one before may leave megabytes of dirty pages (the
+ * queue bench writes and deletes 10,000 files) whose writeback would slow the next bench's fsyncs.
+ */
+async function settleDisk(): Promise<void> {
+  await runProcess({ file: 'sync', args: [], env: baseEnv(), timeoutMs: 120_000, outputCap: 1 << 16 });
+  await new Promise((r) => setTimeout(r, 2000));
+}
+
 export async function runBenches(only?: readonly string[]): Promise<BenchReport[]> {
   const reports: BenchReport[] = [];
   for (const b of BENCHES) {
     if (only && only.length > 0 && !only.includes(b.name)) continue;
+    await settleDisk();
     process.stderr.write(`bench ${b.name}...\n`);
     reports.push(await b.run());
   }

@@ -72,6 +72,31 @@ describe('opscrew run', () => {
     expect(o.stderr()).toMatch(/^\d{4}-\d\d-\d\dT.* TASK-010 .*claimed by observability-specialist/m);
   });
 
+  it('--threads 2 runs two crews that share the backlog; --threads 0 is a usage error', async () => {
+    const dir = workspace();
+    const ids = ['TASK-040', 'TASK-041', 'TASK-042', 'TASK-043', 'TASK-044', 'TASK-045'];
+    // Routed to devops-specialist (max_concurrency 2): one slot in each thread.
+    const fetchTask = (id: string): string =>
+      `---\nid: ${id}\n---\n# Fetch the echo ${id}\n\n## Steps\n\`\`\`sh\ncurl -fsS ${http.base}/echo/cli-${id}\ncurl -fsS '${http.base}/slow?ms=250'\n\`\`\`\n\n## Acceptance Criteria\n- [ ] N/A - the step is the check\n`;
+    for (const id of ids) writeFileSync(join(dir, 'tasks', 'backlog', `${id}.md`), fetchTask(id));
+    const o = io(dir);
+    expect(await main(['run', '--once', '--json', '--concurrency', '4', '--threads', '2'], o)).toBe(EXIT.OK);
+    const summary = JSON.parse(o.stdout()) as { completed: string[] };
+    expect([...summary.completed].sort()).toEqual(ids);
+    // Each id hit the target once, whichever thread ran it; two holders (one per thread) took work.
+    for (const id of ids) expect(http.requests.filter((r) => r.url === `/echo/cli-${id}`)).toHaveLength(1);
+    const store = openStore(join(dir, '.opscrew', 'opscrew.db'));
+    try {
+      const holders = new Set(store.db.all<{ holder: string }>('SELECT holder FROM runs').map((r) => r.holder.replace(/.*#/, '')));
+      expect(holders).toEqual(new Set(['0', '1']));
+    } finally {
+      store.close();
+    }
+    const bad = io(dir);
+    expect(await main(['run', '--once', '--threads', '0'], bad)).toBe(EXIT.USAGE);
+    expect(bad.stderr()).toContain('--threads');
+  });
+
   it('refuses --brain claude without ANTHROPIC_API_KEY at start with exit 2 and a clear message', async () => {
     const dir = workspace();
     writeFileSync(join(dir, 'tasks', 'backlog', 'a.md'), healthTask('TASK-020').replaceAll('BASE', http.base));
