@@ -11,22 +11,12 @@ import { ftsExpression, knowledgeSearch, queryTerms } from '../mcp-server/core/k
 import { buildReport } from '../mcp-server/core/report.js';
 import { openStore, type Db } from '../mcp-server/core/store.js';
 import { fmtMs, summarize, type BenchReport, type BenchMetric, type BenchGoal } from './stats.js';
+import { mulberry32 } from '../test/fixtures/prng.js';
 
 const SIZES = [1_000, 10_000, 100_000] as const;
 const GOAL_P99_MS = 50;
 const GOAL_RATIO = 1.5;
 
-/** Deterministic PRNG (mulberry32) so every run indexes the same text. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const COMMON = 'the a to of and in for on with was is after then run step task check service deployment restart error failed passed'.split(' ');
 const OPS = (
@@ -58,7 +48,7 @@ export function syntheticRetro(n: number, r: () => number): { title: string; bod
 }
 
 export function fillSyntheticRetros(db: Db, n: number): number {
-  const r = rng(42);
+  const r = mulberry32(42);
   const t0 = performance.now();
   const base = Date.UTC(2026, 0, 1);
   // Bulk load: no incremental merging while inserting, one optimize at the end (counted).
@@ -102,7 +92,7 @@ function bareMatch(db: Db, q: string): unknown {
 }
 
 function fillRuns(db: Db, n: number): void {
-  const r = rng(7);
+  const r = mulberry32(7);
   const base = Date.UTC(2026, 0, 1);
   db.immediate(() => {
     for (let i = 1; i <= n; i++) {

@@ -9,6 +9,7 @@ import { lessonsFor, SHARE_WEIGHT } from '../core/knowledge.js';
 import { addEdge, entityId, type EntityKind, type EntityRef } from '../core/knowledge-extract.js';
 import { HOT_FANOUT, HOT_WALK, relatedLessons, type RelatedLesson, type SharedRef } from '../core/knowledge-related.js';
 import { openStore, type Db, type Store } from '../core/store.js';
+import { mulberry32 } from '../../test/fixtures/prng.js';
 
 const TASKS = 640;
 const BONUS = SHARE_WEIGHT.error_signature ?? 0;
@@ -17,24 +18,13 @@ const TAG: EntityRef = { kind: 'tag', name: 'web' };
 const ns = (k: number): EntityRef => ({ kind: 'namespace', name: `ns${k}` });
 const sig = (k: number): EntityRef => ({ kind: 'error_signature', name: `curl get exit=7: refused ${k}` });
 
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Every task and run touches HOST (hot); tasks touch one of 20 namespaces (rare) and every third
  * the `web` tag (hot through tasks); half the runs fail with one of 4 signatures (sig 0 is hot).
  */
 function fill(db: Db): void {
-  const r = rng(11);
+  const r = mulberry32(11);
   const t0 = Date.UTC(2026, 0, 1);
   db.immediate(() => {
     for (let i = 1; i <= TASKS; i++) {
