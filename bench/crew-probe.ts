@@ -113,11 +113,12 @@ export function shapeOf(events: readonly CrewEvent[]): RunShape {
   let stop = Number.NaN;
   let firstClaim = Number.NaN;
   for (const e of events) {
-    if (e.type === 'crew-start') start = e.ts;
-    else if (e.type === 'crew-stop') stop = e.ts;
+    // Several crew threads log their own start and stop: the run spans the first start to the last stop.
+    if (e.type === 'crew-start') start = Number.isNaN(start) ? e.ts : Math.min(start, e.ts);
+    else if (e.type === 'crew-stop') stop = Number.isNaN(stop) ? e.ts : Math.max(stop, e.ts);
     else if (e.type === 'claimed' && e.taskId) {
       claimed.set(e.taskId, e.ts);
-      if (Number.isNaN(firstClaim)) firstClaim = e.ts;
+      firstClaim = Number.isNaN(firstClaim) ? e.ts : Math.min(firstClaim, e.ts);
     } else if (e.type === 'command-done' && typeof e.durationMs === 'number') cmd.push(e.durationMs);
     else if (e.type === 'finished' && e.taskId) {
       const c = claimed.get(e.taskId);

@@ -241,9 +241,9 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
   // Under the Claude brain the retrospective also gets a narrative (the same facts section): it is
   // written after the facts-only retro, so a slow or failing model never holds up the crew.
   const narrations = new Set<Promise<void>>();
-  // The retrospective is written (one transaction) when the run is recorded; its fsyncs finish in
-  // the background while the worker slot takes the next task. The crew waits for them before it
-  // returns, and every state change of the task itself was durable before this point.
+  // The retrospective (one transaction) is written just after the run is recorded, and its fsyncs
+  // finish in the background while the worker slot takes the next task. The crew waits for them
+  // before it returns; every state change of the task itself was durable before this point.
   const retros = new Set<Promise<void>>();
   const record = (run: CrewRun): void => {
     summary.runs.push(run);
@@ -252,6 +252,9 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
     runTasks.delete(run.runId);
     const retroDeps = { db: store.db, root: ws.root, retrospectivesDir: ws.retrospectives, now, scrub: (t: string) => broker.scrub(t), env };
     const p = (async () => {
+      // One turn of the event loop first: the freed worker slot claims its next task, and this
+      // transaction runs while that claim waits for its fsyncs.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       try {
         const out = await recordRunKnowledgeAsync(retroDeps, { runId: run.runId, task });
         if (out && brain.narrate) {
