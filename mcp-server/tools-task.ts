@@ -315,6 +315,8 @@ export function registerTaskTools(server: McpServer, deps: TaskToolDeps): void {
     async ({ id }) => {
       const c = deps.claims.get(id);
       if (!c) return notClaimed(id);
+      // The checks' criterion lines must be those of the file the completion rewrites.
+      await queue.settled(c);
       let text: string;
       try {
         text = readFileSync(c.file, 'utf8');

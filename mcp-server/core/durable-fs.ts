@@ -38,12 +38,9 @@ export async function fsyncDirAsync(dir: string): Promise<void> {
 
 /** Writes `text` to a new temp file beside `path` and fsyncs it; returns the temp path. */
 export function writeTempSynced(path: string, text: string): string {
-  const tmp = tempPathFor(path);
-  const fd = openSync(tmp, 'wx', 0o644);
+  const { tmp, fd } = createTempBeside(path);
   try {
-    const buf = Buffer.from(text, 'utf8');
-    let off = 0;
-    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+    writeAllSync(fd, text);
     fsyncSync(fd);
   } catch (e) {
     closeSync(fd);
@@ -69,14 +66,24 @@ export interface PendingTemp {
   mtimeMs: number;
 }
 
+/** A new, empty temp file beside `path` (created exclusively), open for writing. */
+export function createTempBeside(path: string): { tmp: string; fd: number } {
+  const tmp = tempPathFor(path);
+  return { tmp, fd: openSync(tmp, 'wx', 0o644) };
+}
+
+/** Writes all of `text` at the descriptor's position. */
+export function writeAllSync(fd: number, text: string): void {
+  const buf = Buffer.from(text, 'utf8');
+  let off = 0;
+  while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+}
+
 /** Writes a temp file beside `path` without fsync yet; the caller fsyncs `fd` (e.g. with fsyncFdAsync). */
 export function writeTempPending(path: string, text: string): PendingTemp {
-  const tmp = tempPathFor(path);
-  const fd = openSync(tmp, 'wx', 0o644);
+  const { tmp, fd } = createTempBeside(path);
   try {
-    const buf = Buffer.from(text, 'utf8');
-    let off = 0;
-    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+    writeAllSync(fd, text);
     const st = fstatSync(fd);
     return { tmp, fd, size: st.size, mtimeMs: st.mtimeMs };
   } catch (e) {

@@ -134,6 +134,8 @@ export interface FolderQueueOptions {
   leaseMs?: number;
   /** For tests and benches that want the parser injected instead of imported lazily. */
   modules?: TaskModules;
+  /** How long after a claim its run fields are written into the file if the run is still going. Default 1 s. */
+  frontMatterDelayMs?: number;
 }
 
 export function defaultHolder(): string {
@@ -193,6 +195,7 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
   const db = opts.store.db;
   const now = opts.now ?? Date.now;
   const defaultHolderId = opts.holder ?? defaultHolder();
+  const frontMatterDelayMs = Math.max(0, opts.frontMatterDelayMs ?? 1000);
   const fixed = opts.modules;
   const ctx: QueueContext = {
     ws,
@@ -224,6 +227,7 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
     o: { id?: string; holder: string; runId?: string; agent?: string },
   ): Promise<{ claim: Claim; startedMs: number } | null | 'retry'> => {
     let syncs: Promise<void> | undefined;
+    const dirs = dirSyncer([ws.active, ws.backlog]);
     const committed = db.immediateAsync((): { claim: Claim; startedMs: number } | null | 'retry' => {
       const t = ctx.now();
       const row = o.id
@@ -266,7 +270,7 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
         throw e;
       }
       try {
-        syncs = syncDirs([ws.active, ws.backlog]);
+        syncs = dirs.start();
         const expires = t + ctx.leaseMs;
         db.run('INSERT INTO leases (task_id, token, holder, run_id, expires_ms) VALUES (?, ?, ?, ?, ?)', [row.id, token, o.holder, runId, expires]);
         db.run('INSERT INTO runs (id, task_id, agent, attempt, token, holder, started_ms) VALUES (?, ?, ?, ?, ?, ?, ?)', [
@@ -296,76 +300,136 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
       }
     });
     return Promise.all([committed, syncs]).then(
-      ([c]) => c,
+      ([c]) => {
+        dirs.release();
+        return c;
+      },
       (e: unknown) => {
+        dirs.release();
         syncs?.catch(() => undefined);
         throw e;
       },
     );
   };
 
-  // The claim's front matter (status, run_id, attempts, started_at) is written after the claim
-  // returns: the move and the lease are the claim; the file's fields only show it. Every later
-  // operation on the claim waits for this write first (`settled`). A crash before it lands leaves
-  // the original text in active/, which the finish or the reconciler rewrites anyway.
-  const frontMatterWrites = new Map<string, { text: string; done: Promise<void> }>();
+  // The claim's front matter (status, run_id, attempts, started_at) is the claim's to show, not
+  // its substance: the move and the lease are the claim. It is written a moment later, and only
+  // if the run is still going then: a run that finishes first gets these fields written with its
+  // outcome, in the finish's one rewrite of the file (a task that takes milliseconds costs one
+  // file rewrite instead of two). `settled` writes them at once; `claimedText` renders them for
+  // a caller that wants the text without waiting. A crash before they land leaves the original
+  // text in active/, which the reconciler rewrites anyway.
+  interface PendingFrontMatter {
+    claim: Claim;
+    mods: TaskModules;
+    update: TaskUpdate;
+    text: string | null;
+    timer: NodeJS.Timeout | null;
+    done: Promise<void> | null;
+  }
+  const frontMatterWrites = new Map<string, PendingFrontMatter>();
   const claimKey = (c: Pick<Claim, 'taskId' | 'token'>): string => `${c.taskId}\u0000${c.token}`;
-  /** Renders the claimed file's new text now; returns it and the write that lands it. */
-  const writeClaimFrontMatter = (mods: TaskModules, claim: Claim, startedMs: number): { text: string; done: Promise<void> } | null => {
-    const rel = relFile(ws, claim.file);
-    const up = mods.updateTaskText(
-      readFileSync(claim.file, 'utf8'),
-      { set: { status: 'active', run_id: claim.runId, attempts: claim.attempt, started_at: isoOf(startedMs) }, unset: ['blocked_reason', 'blocked_at'] },
-      rel,
-    );
-    if (!up.ok) return null; // the finish renders the file again and reports what is wrong with it
-    const text = up.value;
-    const done = (async () => {
-      const pending = writeTempPending(claim.file, text);
-      try {
-        await fsyncFdAsync(pending.fd);
-        // Under the write lock: the file is replaced only while this claim still holds the lease.
-        // Nothing waits for this commit's fsync: the size/mtime it records only spare the next
-        // scan a re-parse, and the finish's own commit makes it durable with everything before it.
-        db.immediateDeferred(() => {
-          if (getLease(db, claim.taskId)?.token !== claim.token) return;
-          renameSync(pending.tmp, claim.file);
-          db.run('UPDATE tasks SET size = ?, mtime_ms = ? WHERE id = ? AND file = ?', [pending.size, pending.mtimeMs, claim.taskId, rel]);
-        });
-      } finally {
-        closeQuiet(pending.fd);
-        unlinkQuiet(pending.tmp); // a no-op once renamed into place
-      }
-    })();
-    return { text, done };
+  const renderClaimed = (mods: TaskModules, claim: Pick<Claim, 'file'>, p: PendingFrontMatter): string | null => {
+    if (p.text === null) {
+      const up = mods.updateTaskText(readFileSync(claim.file, 'utf8'), p.update, relFile(ws, claim.file));
+      if (up.ok) p.text = up.value;
+    }
+    return p.text;
+  };
+  const writeClaimFrontMatter = async (mods: TaskModules, claim: Claim, p: PendingFrontMatter): Promise<void> => {
+    const text = renderClaimed(mods, claim, p);
+    if (text === null) return; // the finish renders the file again and reports what is wrong with it
+    const pending = writeTempPending(claim.file, text);
+    try {
+      await fsyncFdAsync(pending.fd);
+      // Under the write lock: the file is replaced only while this claim still holds the lease.
+      // Nothing waits for this commit's fsync: the size/mtime it records only spare the next
+      // scan a re-parse, and the finish's own commit makes it durable with everything before it.
+      const rel = relFile(ws, claim.file);
+      db.immediateDeferred(() => {
+        if (getLease(db, claim.taskId)?.token !== claim.token) return;
+        renameSync(pending.tmp, claim.file);
+        db.run('UPDATE tasks SET size = ?, mtime_ms = ? WHERE id = ? AND file = ?', [pending.size, pending.mtimeMs, claim.taskId, rel]);
+      });
+    } finally {
+      closeQuiet(pending.fd);
+      unlinkQuiet(pending.tmp); // a no-op once renamed into place
+    }
+  };
+  /** Starts the write now (once); resolves when it has landed or given up. */
+  const flushFrontMatter = (mods: TaskModules, claim: Claim, p: PendingFrontMatter): Promise<void> => {
+    if (p.timer) clearTimeout(p.timer);
+    p.timer = null;
+    p.done ??= writeClaimFrontMatter(mods, claim, p).catch(() => undefined);
+    return p.done;
   };
   const startFrontMatter = (mods: TaskModules, claim: Claim, startedMs: number): void => {
     const key = claimKey(claim);
-    let w: { text: string; done: Promise<void> } | null;
-    try {
-      w = writeClaimFrontMatter(mods, claim, startedMs);
-    } catch {
-      return; // unreadable now: the finish reports it
-    }
-    if (!w) return;
-    const entry = { text: w.text, done: w.done.catch(() => undefined) };
-    frontMatterWrites.set(key, entry);
-    void entry.done.finally(() => {
-      if (frontMatterWrites.get(key) === entry) frontMatterWrites.delete(key);
-    });
+    const p: PendingFrontMatter = {
+      claim,
+      mods,
+      update: { set: { status: 'active', run_id: claim.runId, attempts: claim.attempt, started_at: isoOf(startedMs) }, unset: ['blocked_reason', 'blocked_at'] },
+      text: null,
+      timer: null,
+      done: null,
+    };
+    frontMatterWrites.set(key, p);
+    p.timer = setTimeout(() => {
+      void flushFrontMatter(mods, claim, p).finally(() => {
+        if (frontMatterWrites.get(key) === p) frontMatterWrites.delete(key);
+      });
+    }, frontMatterDelayMs);
+    p.timer.unref();
   };
-  const settled = (claim: Pick<Claim, 'taskId' | 'token'>): Promise<void> => frontMatterWrites.get(claimKey(claim))?.done ?? Promise.resolve();
+  /**
+   * For the finish: the claim's fields if they were never written (the write is cancelled and
+   * the finish writes them), after waiting for a write already under way.
+   */
+  const takeFrontMatter = async (claim: Claim): Promise<TaskUpdate | null> => {
+    const key = claimKey(claim);
+    const p = frontMatterWrites.get(key);
+    if (!p) return null;
+    if (p.done) {
+      await p.done;
+      return null;
+    }
+    if (p.timer) clearTimeout(p.timer);
+    frontMatterWrites.delete(key);
+    return p.update;
+  };
+  const settled = async (claim: Pick<Claim, 'taskId' | 'token'>): Promise<void> => {
+    const key = claimKey(claim);
+    const p = frontMatterWrites.get(key);
+    if (!p) return;
+    await flushFrontMatter(p.mods, p.claim, p);
+    if (frontMatterWrites.get(key) === p) frontMatterWrites.delete(key);
+  };
 
-  /** Directory fsyncs as thread-pool jobs (started inside the lock, awaited after the COMMIT). */
-  const syncDirs = (dirs: readonly string[]): Promise<void> => {
+
+  /**
+   * Directory descriptors for the fsyncs after a move, opened before the write lock is taken (the
+   * open is the slow part, and other crews wait on the lock): `start` fsyncs them as thread-pool
+   * jobs (inside the lock, awaited after the COMMIT) and closes them; `release` closes them unused.
+   */
+  const dirSyncer = (dirs: readonly string[]): { start(): Promise<void>; release(): void } => {
     const fds = [...new Set(dirs)].map((d) => openSync(d, 'r'));
-    return Promise.all(fds.map((f) => fsyncFdAsync(f))).then(
-      () => fds.forEach(closeQuiet),
-      (e: unknown) => {
-        fds.forEach(closeQuiet);
-        throw e;
+    let started = false;
+    return {
+      start() {
+        started = true;
+        return Promise.all(fds.map((f) => fsyncFdAsync(f))).then(
+          () => fds.forEach(closeQuiet),
+          (e: unknown) => {
+            fds.forEach(closeQuiet);
+            throw e;
+          },
+        );
       },
-    );
+      release() {
+        if (!started) fds.forEach(closeQuiet);
+        started = true;
+      },
+    };
   };
 
   interface Prepared {
@@ -380,7 +444,7 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
    * the write lock is held only for the renames and the rows. Inside the lock the file is checked
    * unchanged (same path, size, mtime) before the prepared temp is used; otherwise it is redone.
    */
-  const prepareFinish = async (mods: TaskModules, claim: Claim, update: TaskUpdate): Promise<Prepared | null> => {
+  const prepareFinish = async (claim: Claim, render: (text: string, file: string) => Result<string>): Promise<Prepared | null> => {
     // A claim that lost its lease gets its answer from the locked check, with no temp file beside
     // a file that is someone else's now.
     if (getLease(db, claim.taskId)?.token !== claim.token) return null;
@@ -390,7 +454,7 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
     try {
       const st = statSync(src, { throwIfNoEntry: false });
       if (!st) return null;
-      const up = mods.updateTaskText(readFileSync(src, 'utf8'), update, row?.file ?? src);
+      const up = render(readFileSync(src, 'utf8'), row?.file ?? src);
       if (!up.ok) return null; // reported with the fencing check first, inside the lock
       pending = writeTempPending(src, up.value);
       await fsyncFdAsync(pending.fd);
@@ -412,10 +476,19 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
     update: TaskUpdate,
     reason: string | null,
   ): Promise<Result<{ file: string }, FencedCode>> => {
-    await settled(claim);
-    const prep = await prepareFinish(mods, claim, update);
+    // The claim's own fields, if they were never written, go into this one rewrite of the file:
+    // rendered first, exactly as `claimedText` showed them (criterion lines refer to that text),
+    // then this update over them.
+    const claimFields = await takeFrontMatter(claim);
+    const render = (text: string, file: string): Result<string> => {
+      if (!claimFields) return mods.updateTaskText(text, update, file);
+      const first = mods.updateTaskText(text, claimFields, file);
+      return first.ok ? mods.updateTaskText(first.value, update, file) : first;
+    };
+    const prep = await prepareFinish(claim, render);
     let syncs: Promise<void> | undefined;
     let committed: Promise<Result<{ file: string }, FencedCode>>;
+    const dirs = dirSyncer([ws.active, ws[to]]);
     try {
       committed = db.immediateAsync((): Result<{ file: string }, FencedCode> => {
         const t = ctx.now();
@@ -439,7 +512,7 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
           } catch (e) {
             return fail('task-missing', `${claim.taskId}: cannot read ${src}: ${String(e)}`);
           }
-          const up = mods.updateTaskText(text, update, row?.file ?? src);
+          const up = render(text, row?.file ?? src);
           if (!up.ok) return fail('render-failed', `${claim.taskId}: ${up.message}`);
           tmp = writeTempSynced(src, up.value);
         }
@@ -450,7 +523,7 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
         renameSync(src, dest);
         // The directory fsyncs run in the thread pool while this thread commits the WAL (as in
         // claim); the caller hears of the result only after both are done.
-        syncs = syncDirs([ws.active, ws[to]]);
+        syncs = dirs.start();
         const st = statSync(dest);
         const status = outcome === 'completed' ? 'completed' : outcome === 'blocked' ? 'blocked' : null;
         db.run('DELETE FROM leases WHERE task_id = ?', [claim.taskId]);
@@ -476,6 +549,8 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
     } catch (e) {
       syncs?.catch(() => {}); // the error below is the one to report
       throw e;
+    } finally {
+      dirs.release(); // unused when the transaction moved nothing (fenced, missing)
     }
     if (syncs) {
       try {
@@ -562,7 +637,13 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
     settled,
 
     claimedText(claim) {
-      return frontMatterWrites.get(claimKey(claim))?.text ?? null;
+      const p = frontMatterWrites.get(claimKey(claim));
+      if (!p) return null;
+      try {
+        return renderClaimed(p.mods, p.claim, p);
+      } catch {
+        return null; // unreadable: the caller reads the file itself and reports it
+      }
     },
 
     async heartbeat(claim) {

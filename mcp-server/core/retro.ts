@@ -5,7 +5,7 @@
 import type { ToolCallsRow } from './audit.js';
 import { join, relative } from 'node:path';
 import { renameSync } from 'node:fs';
-import { closeQuiet, fsyncDirAsync, fsyncFdAsync, writeFileDurable, writeTempPending, type PendingTemp } from './durable-fs.js';
+import { closeQuiet, createTempBeside, fsyncDirAsync, fsyncFdAsync, unlinkQuiet, writeAllSync, writeFileDurable } from './durable-fs.js';
 import { clearOrigin, entityId, errorSignature, fixedWithinRun, indexRun, indexTask, putDoc } from './knowledge-extract.js';
 import { lessonsFor } from './knowledge.js';
 import type { Db } from './store.js';
@@ -314,25 +314,29 @@ export function recordRunKnowledge(deps: RecordDeps, input: RecordInput): Record
  * nothing (the kernel still has the writes).
  */
 export async function recordRunKnowledgeAsync(deps: RecordDeps, input: RecordInput): Promise<RecordOutput | null> {
-  let written: PendingTemp | undefined;
+  // The file is created before the write lock is taken (creating is the slow part, and other
+  // crews wait on the lock); inside, it gets its text and its name.
+  const file = createTempBeside(join(deps.retrospectivesDir, 'retro.md'));
+  let named = false;
   let committed: { value: RecordOutput | null; durable: () => Promise<void> };
   try {
     committed = deps.db.immediateDeferred(() =>
       recordInTransaction(deps, input, (abs, body) => {
-        const p = writeTempPending(abs, body);
-        written = p;
-        renameSync(p.tmp, abs);
+        writeAllSync(file.fd, body);
+        renameSync(file.tmp, abs);
+        named = true;
       }),
     );
   } catch (e) {
-    if (written) closeQuiet(written.fd);
+    closeQuiet(file.fd);
+    if (!named) unlinkQuiet(file.tmp);
     throw e;
   }
-  const file = written as PendingTemp | undefined;
   try {
-    await Promise.all([committed.durable(), ...(file ? [fsyncFdAsync(file.fd), fsyncDirAsync(deps.retrospectivesDir)] : [])]);
+    await Promise.all([committed.durable(), ...(named ? [fsyncFdAsync(file.fd), fsyncDirAsync(deps.retrospectivesDir)] : [])]);
   } finally {
-    if (file) closeQuiet(file.fd);
+    closeQuiet(file.fd);
+    if (!named) unlinkQuiet(file.tmp);
   }
   return committed.value;
 }

@@ -304,6 +304,41 @@ describe('fencing', () => {
     expect(fmOf(p).run_id).toBeUndefined();
   });
 
+  it("a run that finishes before the claim's fields are due writes the file once, with both", async () => {
+    const e = env();
+    const p = e.put('backlog', 'quick', { id: 'TASK-001', title: 'quick' });
+    const body = bodyOf(readFileSync(p, 'utf8'));
+    await e.q.scan();
+    const c = await e.q.claim({ runId: 'run-quick' });
+    const dest = join(e.ws.active, 'quick.md');
+    // Not written yet (the run fields are due 1 s after the claim), but rendered on request.
+    expect(fmOf(dest).status).toBeUndefined();
+    expect(e.q.claimedText(c!)).toMatch(/^status: active$/m);
+    expect(readdirSync(e.ws.active)).toEqual(['quick.md']);
+    expect((await e.q.complete(c!, { set: { run_id: 'run-quick' } })).ok).toBe(true);
+    const done = join(e.ws.completed, 'quick.md');
+    expect(fmOf(done)).toMatchObject({ status: 'completed', run_id: 'run-quick', attempts: 1, started_at: new Date(T0).toISOString() });
+    expect(bodyOf(readFileSync(done, 'utf8'))).toBe(body);
+    expect(readdirSync(e.ws.active)).toEqual([]);
+  });
+
+  it("a run still going when the claim's fields are due gets them written into the file", async () => {
+    const e = env();
+    e.put('backlog', 'slow', { id: 'TASK-001', title: 'slow' });
+    const q = createFolderQueue({ workspace: e.ws, store: e.store, now: () => e.clock.t, holder: 'h1', leaseMs: LEASE, frontMatterDelayMs: 20 });
+    await q.scan();
+    const c = await q.claim({ runId: 'run-slow' });
+    const dest = join(e.ws.active, 'slow.md');
+    const deadline = Date.now() + 5000;
+    while (fmOf(dest).status !== 'active' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(fmOf(dest)).toMatchObject({ status: 'active', run_id: 'run-slow', attempts: 1 });
+    // A release afterwards keeps the run fields and drops the status, as before.
+    expect((await q.release(c!, 'again')).ok).toBe(true);
+    const back = join(e.ws.backlog, 'slow.md');
+    expect(fmOf(back).status).toBeUndefined();
+    expect(fmOf(back)).toMatchObject({ run_id: 'run-slow', attempts: 1 });
+  });
+
   it('tokens keep increasing across release and re-claim', async () => {
     const e = env();
     e.put('backlog', 'a', { id: 'TASK-001', title: 'a' });
