@@ -61,18 +61,22 @@ export function bodyOf(text: string): string {
   return m ? text.slice(m[0].length) : text;
 }
 
+/** A folder's entries; none when it cannot be read (a missing folder has nothing to repair). */
+function namesIn(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+/** Temp files of dead writers in the task folders and in retrospectives/. */
 function removeStaleTemps(ctx: QueueContext, repairs: Repair[]): void {
-  for (const folder of TASK_FOLDERS) {
-    let names: string[];
-    try {
-      names = readdirSync(ctx.ws[folder]);
-    } catch {
-      continue;
-    }
-    for (const name of names) {
+  for (const dir of [...TASK_FOLDERS.map((f) => ctx.ws[f]), ctx.ws.retrospectives]) {
+    for (const name of namesIn(dir)) {
       const pid = tempFilePid(name);
       if (pid === null) continue;
-      const abs = join(ctx.ws[folder], name);
+      const abs = join(dir, name);
       const st = statSync(abs, { throwIfNoEntry: false });
       if (!st) continue;
       if (pid !== process.pid && pidAlive(pid) && ctx.now() - st.mtimeMs < STALE_TEMP_MS) continue;
@@ -98,13 +102,7 @@ function removeCrashCopies(ctx: QueueContext, repairs: Repair[]): void {
 function removeCrashCopiesLocked(ctx: QueueContext, repairs: Repair[]): void {
   const where = new Map<string, TaskFolder[]>();
   for (const folder of TASK_FOLDERS) {
-    let names: string[];
-    try {
-      names = readdirSync(ctx.ws[folder]);
-    } catch {
-      continue;
-    }
-    for (const n of names) {
+    for (const n of namesIn(ctx.ws[folder])) {
       if (!n.endsWith('.md') || n.startsWith('.')) continue;
       const l = where.get(n);
       if (l) l.push(folder);

@@ -403,10 +403,17 @@ describe('reconcile', () => {
     writeFileSync(join(e.ws.active, 'a.md'), readFileSync(a));
     unlinkSync(a);
     writeFileSync(join(e.ws.active, '.a.md.999999.deadbeef.opscrew-tmp'), 'partial');
+    // A retrospective whose writer died before naming it.
+    writeFileSync(join(e.ws.retrospectives, '.retro.md.999999.cafef00d.opscrew-tmp'), 'half a retro');
     writeFileSync(join(e.ws.completed, 'b.md'), readFileSync(join(e.ws.backlog, 'b.md')));
     const r = await e.q.reconcile();
     const kinds = r.repairs.map((x) => x.kind);
     expect(kinds).toEqual(expect.arrayContaining(['temp-removed', 'duplicate-removed', 'lease-lost']));
+    expect(r.repairs.filter((x) => x.kind === 'temp-removed').map((x) => x.file).sort()).toEqual([
+      'retrospectives/.retro.md.999999.cafef00d.opscrew-tmp',
+      'tasks/active/.a.md.999999.deadbeef.opscrew-tmp',
+    ]);
+    expect(readdirSync(e.ws.retrospectives)).toEqual([]);
     expect(readdirSync(e.ws.active)).toEqual([]);
     // The byte-identical copy the store does not point at goes; the store's copy stays.
     expect(readdirSync(e.ws.backlog).sort()).toEqual(['a.md', 'b.md']);
