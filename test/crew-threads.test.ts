@@ -108,6 +108,49 @@ describe('crew threads: two crews on one workspace', () => {
     expect(events.filter((e) => e.type === 'finished')).toHaveLength(n);
   });
 
+  it('as a daemon, starts the other crew threads only when the first has more ready work than slots', async () => {
+    const ws = workspace('lazy');
+    const events: CrewEvent[] = [];
+    const stop = new AbortController();
+    const run = runCrewThreads({ workspace: ws.root, specialists, once: false, concurrency: 2, threads: 2, pollMs: 100, signal: stop.signal, onProgress: (e) => events.push(e) });
+    const waitFor = async (what: string, ok: () => boolean): Promise<void> => {
+      const end = Date.now() + 20_000;
+      while (!ok()) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    };
+    try {
+      await waitFor('the first crew', () => events.some((e) => e.type === 'crew-start'));
+      await new Promise((r) => setTimeout(r, 600));
+      // Idle: one crew, one thread.
+      expect(events.filter((e) => e.type === 'crew-start')).toHaveLength(1);
+      // Four tasks for devops-specialist (cap 2: one slot per crew), each GET held 400 ms.
+      const ids = ['TASK-700', 'TASK-701', 'TASK-702', 'TASK-703'];
+      for (const id of ids) {
+        writeFileSync(
+          join(ws.backlog, `${id.toLowerCase()}.md`),
+          ['---', `id: ${id}`, `title: fetch ${id}`, '---', `# fetch ${id}`, '', '## Steps', '```sh', `curl -fsS '${counter.base}/count/${id}?ms=400'`, '```', '', '## Acceptance Criteria', '- [ ] N/A - the step checks itself', ''].join('\n'),
+        );
+      }
+      await waitFor('every task to finish', () => events.filter((e) => e.type === 'finished').length === ids.length);
+      expect(events.filter((e) => e.type === 'crew-start')).toHaveLength(2);
+      const claimed = new Set(events.filter((e) => e.type === 'claimed').map((e) => e.taskId));
+      expect(claimed).toEqual(new Set(ids));
+    } finally {
+      stop.abort();
+    }
+    const summary = await run;
+    expect([...summary.completed].sort()).toEqual(['TASK-700', 'TASK-701', 'TASK-702', 'TASK-703']);
+    const store = openStore(ws.dbPath);
+    try {
+      const threads = new Set(store.db.all<{ holder: string }>('SELECT holder FROM runs').map((r) => r.holder.split('#')[1]));
+      expect(threads).toEqual(new Set(['0', '1']));
+    } finally {
+      store.close();
+    }
+  });
+
   it("waits out a failed run's backoff whichever thread retries it", async () => {
     const ws = workspace('backoff');
     // The first GET answers "#1": the expectation of "#2" fails, the retry passes.

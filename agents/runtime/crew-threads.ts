@@ -121,46 +121,63 @@ export async function runCrewThreads(opts: ThreadedCrewOptions): Promise<CrewSum
   const entry = crewThreadEntry();
   const workers: Worker[] = [];
   const results: Array<Promise<CrewSummary>> = [];
-  for (let i = 1; i < n; i++) {
+  let startedThreads = false;
+  const startThreads = (): void => {
+    if (startedThreads || signal?.aborted) return;
+    startedThreads = true;
+    for (let i = 1; i < n; i++) results.push(startThread(i));
+  };
+  const startThread = (i: number): Promise<CrewSummary> => {
     const data: CrewThreadData = { options: threadOpts(i), forwardEvents: onProgress !== undefined };
     const w = new Worker(entry, { workerData: data });
     workers.push(w);
-    results.push(
-      new Promise<CrewSummary>((resolve, reject) => {
-        let settled = false;
-        w.on('message', (m: CrewThreadMessage) => {
-          if (m.type === 'event') {
-            try {
-              onProgress?.(m.event);
-            } catch {
-              // a broken progress callback must not stop the crew
-            }
-          } else if (m.type === 'done') {
-            settled = true;
-            resolve(m.summary);
-          } else {
-            settled = true;
-            reject(new OpsError(m.code, `crew thread ${i}: ${m.message}`));
+    return new Promise<CrewSummary>((resolve, reject) => {
+      let settled = false;
+      w.on('message', (m: CrewThreadMessage) => {
+        if (m.type === 'event') {
+          try {
+            onProgress?.(m.event);
+          } catch {
+            // a broken progress callback must not stop the crew
           }
-        });
-        w.on('error', (e) => {
+        } else if (m.type === 'done') {
           settled = true;
-          reject(new OpsError('crew-thread-failed', `crew thread ${i} failed: ${e.message}`, { cause: e }));
-        });
-        w.on('exit', (code) => {
-          if (!settled) reject(new OpsError('crew-thread-failed', `crew thread ${i} exited (${code}) without a summary`));
-        });
-      }),
-    );
-  }
+          resolve(m.summary);
+        } else {
+          settled = true;
+          reject(new OpsError(m.code, `crew thread ${i}: ${m.message}`));
+        }
+      });
+      w.on('error', (e) => {
+        settled = true;
+        reject(new OpsError('crew-thread-failed', `crew thread ${i} failed: ${e.message}`, { cause: e }));
+      });
+      w.on('exit', (code) => {
+        if (!settled) reject(new OpsError('crew-thread-failed', `crew thread ${i} exited (${code}) without a summary`));
+      });
+    });
+  };
+  // `--once` has its backlog now: every crew starts at once. A daemon starts the others only when
+  // its first crew has ready work it cannot take (each crew thread costs ~40 MiB while idle).
+  if (opts.once) startThreads();
   const stopAll = (): void => {
     for (const w of workers) w.postMessage({ type: 'stop' });
   };
   signal?.addEventListener('abort', stopAll, { once: true });
   try {
-    const first = runCrew({ ...crewOpts, workspace: ws, config, specialists: profilesFor(0), concurrency: shares[0] ?? 1, holder: `${holder}#0` });
+    const first = runCrew({
+      ...crewOpts,
+      workspace: ws,
+      config,
+      specialists: profilesFor(0),
+      concurrency: shares[0] ?? 1,
+      holder: `${holder}#0`,
+      onSaturated: startThreads,
+    });
     first.catch(stopAll); // this thread's crew failed: the others stop claiming and finish what they run
-    const all = await Promise.allSettled([first, ...results]);
+    const firstDone = await Promise.allSettled([first]);
+    // The first crew has returned, so no more threads start; wait for the ones that did.
+    const all = [...firstDone, ...(await Promise.allSettled(results))];
     const failure = all.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failure) throw failure.reason;
     return mergeSummaries(all.map((r) => (r as PromiseFulfilledResult<CrewSummary>).value));

@@ -73,6 +73,8 @@ export interface CrewOptions {
   holder?: string;
   /** Write JSON logs to `.opscrew/logs/` (default true). */
   jsonLog?: boolean;
+  /** Called when a pass found ready tasks this crew had no free worker (or specialist slot) for. */
+  onSaturated?: () => void;
 }
 
 export interface CrewRun {
@@ -516,6 +518,7 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
   const fill = async (): Promise<{ started: number; waitingBackoff: number }> => {
     let started = 0;
     let waitingBackoff = 0;
+    let saturated = false;
     if (workers.size >= concurrency) return { started, waitingBackoff };
     let scanned = false;
     if (dirty || now() - lastScan >= pollMs) {
@@ -528,7 +531,11 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
     /** Tries the records in order; returns whether it stopped because no more can start. */
     const consider = async (records: readonly TaskRecord[]): Promise<boolean> => {
       for (const rec of records) {
-        if (full()) return true;
+        if (full()) {
+          // A ready task this crew has no slot for: more crews would help.
+          if (!stopping() && !workers.has(rec.id) && !seen.has(rec.id)) saturated = true;
+          return true;
+        }
         if (seen.has(rec.id)) continue;
         seen.add(rec.id);
         if (workers.has(rec.id)) continue;
@@ -554,7 +561,10 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
           continue;
         }
         const s = route.specialist;
-        if (runningFor(s.name) >= s.maxConcurrency) continue;
+        if (runningFor(s.name) >= s.maxConcurrency) {
+          if (!stopping()) saturated = true;
+          continue;
+        }
         noteOwnMove(rec.file);
         const claim = await queue.claim({ id: rec.id, agent: s.name });
         if (!claim) {
@@ -582,6 +592,13 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
     }
     const done = await consider(ready);
     if (!done && ready.length >= limit) await consider(await queue.ready());
+    if (saturated) {
+      try {
+        opts.onSaturated?.();
+      } catch {
+        // a broken callback must not stop the crew
+      }
+    }
     return { started, waitingBackoff };
   };
 
