@@ -5,7 +5,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { PassThrough } from 'node:stream';
 import { main } from '../cli/main.js';
 import { runChat } from '../cli/knowledge-actions.js';
-import type { CliIO } from '../cli/output.js';
+import { captureIO, type CapturedIO } from './capture-io.js';
 import { ASK_TOOLS, claudeAsk, createAskModel } from '../runtime/claude-ask.js';
 import { buildHistory, type History } from '../../mcp-server/test/knowledge-fixture.js';
 import { apiError, lastUserBlocks, message, startAnthropicDouble, text, toolUse, type MessagesRequest, type Step } from '../../test/harness/anthropic-double.js';
@@ -52,10 +52,8 @@ function searchThenCite(seen: { hits: SearchHitJson[] }): Step[] {
   ];
 }
 
-function io(env: Record<string, string>): CliIO & { stdout: () => string; stderr: () => string } {
-  let out = '';
-  let err = '';
-  return { out: (t) => void (out += t), err: (t) => void (err += t), env: { OPSCREW_WORKSPACE: h.dir, ...env }, cwd: h.dir, now: () => h.clock.t, stdout: () => out, stderr: () => err };
+function io(env: Record<string, string>): CapturedIO {
+  return captureIO({ env: { OPSCREW_WORKSPACE: h.dir, ...env }, cwd: h.dir, now: () => h.clock.t });
 }
 
 describe('claudeAsk', () => {

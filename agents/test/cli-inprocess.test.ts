@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../cli/main.js';
-import type { CliIO } from '../cli/output.js';
+import { captureIO, type CapturedIO } from './capture-io.js';
 import { renderTable } from '../cli/output.js';
 import { parseSince } from '../cli/audit-actions.js';
 import { titleSlug as slugify } from '../../mcp-server/core/queue-rows.js';
@@ -16,18 +16,8 @@ afterAll(() => {
   for (const d of temps) rmSync(d, { recursive: true, force: true });
 });
 
-function io(env: Record<string, string> = {}, cwd = tmpdir()): CliIO & { stdout: () => string; stderr: () => string } {
-  let out = '';
-  let err = '';
-  return {
-    out: (t) => void (out += t),
-    err: (t) => void (err += t),
-    env,
-    cwd,
-    now: () => Date.parse('2026-03-01T12:00:00Z'),
-    stdout: () => out,
-    stderr: () => err,
-  };
+function io(env: Record<string, string> = {}, cwd = tmpdir()): CapturedIO {
+  return captureIO({ env, cwd, now: () => Date.parse('2026-03-01T12:00:00Z') });
 }
 
 describe('main in-process', () => {

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { main } from '../cli/main.js';
 import { runChat } from '../cli/knowledge-actions.js';
-import type { CliIO } from '../cli/output.js';
+import { captureIO, type CapturedIO } from './capture-io.js';
 import { buildHistory, type History } from '../../mcp-server/test/knowledge-fixture.js';
 
 const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/opscrew.js');
@@ -18,10 +18,8 @@ beforeAll(async () => {
 });
 afterAll(() => h.cleanup());
 
-function io(now: number): CliIO & { stdout: () => string; stderr: () => string } {
-  let out = '';
-  let err = '';
-  return { out: (t) => void (out += t), err: (t) => void (err += t), env: { OPSCREW_WORKSPACE: h.dir }, cwd: h.dir, now: () => now, stdout: () => out, stderr: () => err };
+function io(now: number): CapturedIO {
+  return captureIO({ env: { OPSCREW_WORKSPACE: h.dir }, cwd: h.dir, now: () => now });
 }
 
 describe('opscrew report / ask / chat', () => {

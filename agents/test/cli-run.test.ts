@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../cli/main.js';
-import type { CliIO } from '../cli/output.js';
+import { captureIO, type CapturedIO } from './capture-io.js';
 import { EXIT } from '../cli/exit-codes.js';
 import { listApprovals, requestApproval } from '../../mcp-server/core/approvals.js';
 import { openStore } from '../../mcp-server/core/store.js';
@@ -21,10 +21,8 @@ afterAll(async () => {
   for (const d of temps) rmSync(d, { recursive: true, force: true });
 });
 
-function io(cwd: string): CliIO & { stdout: () => string; stderr: () => string } {
-  let out = '';
-  let err = '';
-  return { out: (t) => void (out += t), err: (t) => void (err += t), env: {}, cwd, now: Date.now, stdout: () => out, stderr: () => err };
+function io(cwd: string): CapturedIO {
+  return captureIO({ cwd });
 }
 
 function workspace(config = 'http:\n  allow: [127.0.0.1]\n'): string {

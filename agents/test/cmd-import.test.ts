@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { main } from '../cli/main.js';
-import type { CliIO } from '../cli/output.js';
+import { captureIO, type CapturedIO } from './capture-io.js';
 import { EXIT } from '../cli/exit-codes.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -17,18 +17,8 @@ afterAll(() => {
   for (const d of temps) rmSync(d, { recursive: true, force: true });
 });
 
-function io(env: Record<string, string>, cwd: string): CliIO & { stdout: () => string; stderr: () => string } {
-  let out = '';
-  let err = '';
-  return {
-    out: (t) => void (out += t),
-    err: (t) => void (err += t),
-    env,
-    cwd,
-    now: () => Date.parse('2026-03-01T12:00:00Z'),
-    stdout: () => out,
-    stderr: () => err,
-  };
+function io(env: Record<string, string>, cwd: string): CapturedIO {
+  return captureIO({ env, cwd, now: () => Date.parse('2026-03-01T12:00:00Z') });
 }
 
 async function workspace(): Promise<{ ws: string; env: Record<string, string> }> {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { runDemo, type DemoReport } from '../cli/demo-actions.js';
 import { EXIT } from '../cli/exit-codes.js';
-import type { CliIO } from '../cli/output.js';
+import { captureIO, type CapturedIO } from './capture-io.js';
 import { startDemoTarget } from '../runtime/demo-target.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -25,10 +25,8 @@ afterAll(() => {
   for (const d of temps) rmSync(d, { recursive: true, force: true });
 });
 
-function io(): CliIO & { stdout: () => string; stderr: () => string } {
-  let out = '';
-  let err = '';
-  return { out: (t) => void (out += t), err: (t) => void (err += t), env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, cwd: tmpdir(), now: Date.now, stdout: () => out, stderr: () => err };
+function io(): CapturedIO {
+  return captureIO({ env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, cwd: tmpdir() });
 }
 
 /** True when something accepts TCP connections on the port. */

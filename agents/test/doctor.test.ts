@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../cli/main.js';
-import type { CliIO } from '../cli/output.js';
+import { captureIO, type CapturedIO } from './capture-io.js';
 import { openStore } from '../../mcp-server/core/store.js';
 import { freePort } from '../../test/harness/ports.js';
 import { startVaultDouble } from '../../test/harness/vault-double.js';
@@ -28,18 +28,8 @@ interface Report {
   checks: Check[];
 }
 
-function io(env: Record<string, string> = {}): CliIO & { stdout: () => string; stderr: () => string } {
-  let out = '';
-  let err = '';
-  return {
-    out: (t) => void (out += t),
-    err: (t) => void (err += t),
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: tmpdir(), ...env },
-    cwd: tmpdir(),
-    now: () => Date.parse('2026-03-01T12:00:00Z'),
-    stdout: () => out,
-    stderr: () => err,
-  };
+function io(env: Record<string, string> = {}): CapturedIO {
+  return captureIO({ env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: tmpdir(), ...env }, cwd: tmpdir(), now: () => Date.parse('2026-03-01T12:00:00Z') });
 }
 
 async function workspace(config: (dir: string) => string): Promise<string> {
