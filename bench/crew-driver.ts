@@ -93,13 +93,18 @@ async function runCrewOnce(ws: string, n: number, c: number): Promise<void> {
   const specialists = loaded.value.map((s) => ({ ...s, maxConcurrency: Math.max(s.maxConcurrency, c) }));
   const importMs = Number(process.hrtime.bigint() - tImport) / 1e6;
   const t0 = process.hrtime.bigint();
+  // CPU of the whole process (every thread, user + system) over the crew's wall: how much of the
+  // machine this concurrency already uses, which bounds what a higher one can add.
+  const cpu0 = process.cpuUsage();
   // The threads `opscrew run` uses by default for this concurrency (one per core, ≤ one per two workers).
   const threads = defaultCrewThreads(c);
   const summary = await runCrewThreads({ workspace: ws, specialists, once: true, concurrency: c, threads, env: { ...process.env } });
   const wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
+  const cpu = process.cpuUsage(cpu0);
+  const cpuMs = (cpu.user + cpu.system) / 1000;
   const mem = process.memoryUsage();
   process.stdout.write(
-    `${JSON.stringify({ wallMs, importMs, n, c, threads, completed: summary.completed.length, blocked: summary.blocked.length, failed: summary.failed.length, firstBlock: summary.blocked[0]?.reason ?? null, rssMiB: mem.rss / 1048576 })}\n`,
+    `${JSON.stringify({ wallMs, cpuMs, importMs, n, c, threads, completed: summary.completed.length, blocked: summary.blocked.length, failed: summary.failed.length, firstBlock: summary.blocked[0]?.reason ?? null, rssMiB: mem.rss / 1048576 })}\n`,
   );
 }
 

@@ -796,6 +796,53 @@ curl -fsS BASE/echo/orphan
   });
 });
 
+describe('retrospectives a stopped crew did not write', () => {
+  it('are written by the next crew from the recorded run; recent runs are left to the crew that owns them', async () => {
+    const env = setup();
+    const task = (id: string): string => `---
+id: ${id}
+---
+# Ran, then the crew stopped before its retrospective
+
+## Steps
+\`\`\`sh
+curl -fsS BASE/health
+\`\`\`
+
+## Acceptance Criteria
+- [ ] N/A - nothing to check
+`;
+    drop(env, 'old.md', task('TASK-711'));
+    drop(env, 'recent.md', task('TASK-712'));
+    // A "previous crew" ran both and stopped before writing their retrospectives: one ended a
+    // minute ago, the other just now (as a live peer's run would have).
+    const queueAt = (offsetMs: number) => createFolderQueue({ workspace: env.ws, store: env.store, holder: 'gone:1:abc', now: () => Date.now() + offsetMs });
+    const old = queueAt(-60_000);
+    await old.scan();
+    const c1 = await old.claim({ id: 'TASK-711' });
+    expect(c1 && (await old.complete(c1)).ok).toBe(true);
+    const recent = queueAt(0);
+    const c2 = await recent.claim({ id: 'TASK-712' });
+    expect(c2 && (await recent.complete(c2)).ok).toBe(true);
+    const retroOf = (runId: string | undefined) => env.store.db.get<{ file: string; body: string }>('SELECT file, body FROM retrospectives WHERE run_id = ?', [runId ?? '']);
+    expect(retroOf(c1?.runId)).toBeUndefined();
+
+    const s = await env.run();
+    expect(s.runs).toEqual([]);
+    const row = retroOf(c1?.runId);
+    expect(row?.body).toContain('TASK-711');
+    expect(readFileSync(join(env.ws.root, row?.file ?? 'missing'), 'utf8')).toBe(row?.body);
+    expect(retroOf(c2?.runId)).toBeUndefined();
+    expect(env.events.some((e) => e.type === 'reconciled' && (e.data as { retrospectivesRecovered?: number } | undefined)?.retrospectivesRecovered === 1)).toBe(true);
+
+    // Written once: the next start finds nothing missing for that run.
+    const files = readdirSync(env.ws.retrospectives).filter((f) => f.includes('TASK-711'));
+    await env.run();
+    expect(readdirSync(env.ws.retrospectives).filter((f) => f.includes('TASK-711'))).toEqual(files);
+    expect(files).toHaveLength(1);
+  });
+});
+
 describe('crew with a brain that settles the task itself', () => {
   it('records a settled outcome without completing the task a second time', async () => {
     const env = setup();

@@ -107,6 +107,7 @@ export async function runCrewThreads(opts: ThreadedCrewOptions): Promise<CrewSum
     if (opts.once !== undefined) o.once = opts.once;
     if (opts.brain !== undefined) o.brain = opts.brain;
     if (opts.retrospectives !== undefined) o.retrospectives = opts.retrospectives;
+    if (i > 0) o.recoverRetrospectives = false; // the first crew recovers missed retrospectives
     if (opts.backoff !== undefined) o.backoff = opts.backoff;
     if (opts.heartbeatMs !== undefined) o.heartbeatMs = opts.heartbeatMs;
     if (opts.leaseMs !== undefined) o.leaseMs = opts.leaseMs;

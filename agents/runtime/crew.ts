@@ -21,7 +21,7 @@ import { createJsonLog, type CrewEvent, type JsonLog } from './progress.js';
 import { routeTask, type RouteResult } from './router.js';
 import { createRunbookBrain, sleep, type Brain, type BrainEvent, type RunOutcome } from './runbook-brain.js';
 import { checkClaudeBrainAvailable } from './claude-brain.js';
-import { recordRunKnowledgeAsync } from '../../mcp-server/core/retro.js';
+import { recordRunKnowledgeAsync, recordRunsKnowledgeAsync, runsWithoutRetro, type RecordInput, type RecordOutput, type RecordResult } from '../../mcp-server/core/retro.js';
 import { createClaudeCrewBrain } from './claude-crew-brain.js';
 
 export interface BackoffOptions {
@@ -47,6 +47,12 @@ export interface CrewOptions {
   brain?: 'runbook' | 'claude';
   /** Write a retrospective per run (default true). */
   retrospectives?: boolean;
+  /**
+   * At start and at each reconcile, write the retrospectives of runs that ended without one (a
+   * crew stopped between recording a run and writing its retrospective). Default true; the extra
+   * threads of runCrewThreads leave it to the first.
+   */
+  recoverRetrospectives?: boolean;
   /** A brain to use instead of the built-in one (tests, later the Claude brain). */
   brainImpl?: Brain;
   now?: () => number;
@@ -243,41 +249,79 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
   // Under the Claude brain the retrospective also gets a narrative (the same facts section): it is
   // written after the facts-only retro, so a slow or failing model never holds up the crew.
   const narrations = new Set<Promise<void>>();
-  // The retrospective (one transaction) is written just after the run is recorded, and its fsyncs
-  // finish in the background while the worker slot takes the next task. The crew waits for them
-  // before it returns; every state change of the task itself was durable before this point.
+  // Retrospectives are written just after their runs are recorded, and their fsyncs finish in the
+  // background while the worker slot takes the next task. Runs that end while a batch is being
+  // written go into the next one (one transaction for all of them). The crew waits for them before
+  // it returns; every state change of the task itself was durable before this point.
   const retros = new Set<Promise<void>>();
+  const retroDeps = { db: store.db, root: ws.root, retrospectivesDir: ws.retrospectives, now, scrub: (t: string) => broker.scrub(t), env };
+  const pendingRetros: Array<{ input: RecordInput; taskId: string }> = [];
+  let retroFlush: Promise<void> | null = null;
+  const narrate = (input: RecordInput, out: RecordOutput): void => {
+    if (!brain.narrate) return;
+    const narrator = brain.narrate.bind(brain);
+    const n = (async () => {
+      try {
+        const narrative = await narrator(out.facts, AbortSignal.timeout(NARRATION_TIMEOUT_MS));
+        if (narrative) await recordRunKnowledgeAsync(retroDeps, { ...input, narrative });
+      } catch (e) {
+        emit({ type: 'error', taskId: out.facts.taskId, runId: input.runId, reason: `the retrospective keeps its facts only; narration failed: ${errText(e)}` });
+      }
+    })();
+    narrations.add(n);
+    void n.finally(() => narrations.delete(n));
+  };
+  const writeRetros = async (): Promise<void> => {
+    // One turn of the event loop first: the freed worker slot claims its next task, and this
+    // transaction runs while that claim waits for its fsyncs.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    while (pendingRetros.length > 0) {
+      const batch = pendingRetros.splice(0, MAX_RETRO_BATCH);
+      let results: RecordResult[];
+      try {
+        results = await recordRunsKnowledgeAsync(
+          retroDeps,
+          batch.map((b) => b.input),
+        );
+      } catch (e) {
+        results = batch.map(() => ({ ok: false, error: e instanceof Error ? e : new Error(String(e)) }));
+      }
+      batch.forEach(({ input, taskId }, i) => {
+        const r = results[i];
+        if (r && !r.ok) emit({ type: 'error', taskId, runId: input.runId, reason: `could not write the retrospective: ${errText(r.error)}` });
+        else if (r?.value) narrate(input, r.value);
+      });
+    }
+  };
+  const startRetros = (): void => {
+    if (retroFlush || pendingRetros.length === 0) return;
+    const p = writeRetros().finally(() => {
+      retros.delete(p);
+      retroFlush = null;
+      startRetros(); // runs recorded after the loop's last look
+    });
+    retroFlush = p;
+    retros.add(p);
+  };
+  // Runs that ended at least this long ago without a retrospective are this crew's to write: a
+  // live crew writes its own within milliseconds of recording the run.
+  const recoverRetros = (): number => {
+    if (opts.retrospectives === false || opts.recoverRetrospectives === false) return 0;
+    const missing = runsWithoutRetro(store.db, { endedBeforeMs: now() - RETRO_RECOVERY_AGE_MS, window: RETRO_RECOVERY_WINDOW });
+    for (const m of missing) {
+      const parsed = m.file ? readTask(join(ws.root, ...m.file.split('/')), m.file) : null;
+      pendingRetros.push({ input: { runId: m.runId, task: parsed?.ok ? parsed.task : null }, taskId: m.taskId });
+    }
+    startRetros();
+    return missing.length;
+  };
   const record = (run: CrewRun): void => {
     summary.runs.push(run);
     if (opts.retrospectives === false) return;
     const task = runTasks.get(run.runId) ?? null;
     runTasks.delete(run.runId);
-    const retroDeps = { db: store.db, root: ws.root, retrospectivesDir: ws.retrospectives, now, scrub: (t: string) => broker.scrub(t), env };
-    const p = (async () => {
-      // One turn of the event loop first: the freed worker slot claims its next task, and this
-      // transaction runs while that claim waits for its fsyncs.
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      try {
-        const out = await recordRunKnowledgeAsync(retroDeps, { runId: run.runId, task });
-        if (out && brain.narrate) {
-          const narrate = brain.narrate.bind(brain);
-          const n = (async () => {
-            try {
-              const narrative = await narrate(out.facts, AbortSignal.timeout(NARRATION_TIMEOUT_MS));
-              if (narrative) await recordRunKnowledgeAsync(retroDeps, { runId: run.runId, task, narrative });
-            } catch (e) {
-              emit({ type: 'error', taskId: run.taskId, runId: run.runId, reason: `the retrospective keeps its facts only; narration failed: ${errText(e)}` });
-            }
-          })();
-          narrations.add(n);
-          void n.finally(() => narrations.delete(n));
-        }
-      } catch (e) {
-        emit({ type: 'error', taskId: run.taskId, runId: run.runId, reason: `could not write the retrospective: ${errText(e)}` });
-      }
-    })();
-    retros.add(p);
-    void p.finally(() => retros.delete(p));
+    pendingRetros.push({ input: { runId: run.runId, task }, taskId: run.taskId });
+    startRetros();
   };
 
   /** A block or release: the file's arrival in backlog is this crew's own move, not news. */
@@ -625,6 +669,8 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
       const rep = await queue.reconcile();
       dirty = true; // a repair may have moved files; the next pass looks at the folders
       if (rep.repairs.length > 0) emit({ type: 'reconciled', data: { repairs: rep.repairs } });
+      const recovered = recoverRetros();
+      if (recovered > 0) emit({ type: 'reconciled', data: { retrospectivesRecovered: recovered } });
     };
     await reconcile();
     let lastReconcile = now();
@@ -688,7 +734,7 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
     }
     // Retrospectives still syncing, then narrations (bounded by NARRATION_TIMEOUT_MS each): wait
     // for them before the store closes.
-    await Promise.all([...retros]);
+    while (retros.size > 0) await Promise.all([...retros]);
     await Promise.all([...narrations]);
     emit({ type: 'crew-stop', data: { completed: summary.completed.length, blocked: summary.blocked.length, failed: summary.failed.length } });
     jsonLog.close();
@@ -722,6 +768,12 @@ function brainEventToCrew(e: BrainEvent, base: { taskId: string; runId: string; 
   }
 }
 
+/** At most this many runs' retrospectives in one write transaction (bounds how long it holds the lock). */
+const MAX_RETRO_BATCH = 16;
+/** Runs this old (ended) without a retrospective are recovered by the next crew start or reconcile. */
+const RETRO_RECOVERY_AGE_MS = 5000;
+/** How many of the newest runs each pass looks at: such gaps sit just before a crew stopped. */
+const RETRO_RECOVERY_WINDOW = 200;
 /** A retrospective narration gets this long before the retro keeps its facts section only. */
 const NARRATION_TIMEOUT_MS = 60_000;
 

@@ -219,97 +219,102 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
 
   /**
    * One claim attempt: inside the write lock, pick the row, move the file to active/ and record the
-   * lease; the directory fsyncs run in the thread pool while this thread commits, and the WAL fsync
-   * joins them (group commit). Resolves once the move and the lease are both durable.
+   * lease; after the commit the directory fsyncs and the WAL sync run together in the thread pool
+   * (the WAL sync shared with other commits). Resolves once the move and the lease are both durable.
+   * The syncs start only after the commit has written the WAL, so one journal commit of the file
+   * system carries the rename and the WAL's growth; started at the rename, the directories' commit
+   * would already be under way and the WAL's sync would wait for a second one.
    */
   const claimOnce = (
     mods: TaskModules,
     o: { id?: string; holder: string; runId?: string; agent?: string },
   ): Promise<{ claim: Claim; startedMs: number } | null | 'retry'> => {
-    let syncs: Promise<void> | undefined;
     const dirs = dirSyncer([ws.active, ws.backlog]);
-    const committed = db.immediateAsync((): { claim: Claim; startedMs: number } | null | 'retry' => {
-      const t = ctx.now();
-      const row = o.id
-        ? db.get<TaskRow>(`${READY_SQL} AND t.id = ?`, [o.id])
-        : db.get<TaskRow>(`${READY_SQL}${READY_ORDER} LIMIT 1`);
-      if (!row) return null;
-      const src = absFile(ws, row.file);
-      // One stat keeps the claim honest without a re-scan: a changed file is re-read first.
-      const st = statSync(src, { throwIfNoEntry: false });
-      if (!st) {
-        db.run('DELETE FROM tasks WHERE id = ?', [row.id]);
-        return 'retry';
-      }
-      if (!sameStat(row, st)) {
-        const text = readFileSync(src, 'utf8');
-        const r = mods.parseTask(text, row.file);
-        if (!r.ok || r.task.fm.id !== row.id) {
-          db.run('UPDATE tasks SET size = -1 WHERE id = ?', [row.id]); // force the next scan to look
-          db.run('UPDATE tasks SET valid = 0 WHERE id = ?', [row.id]);
+    let moved = false;
+    let committed: { value: { claim: Claim; startedMs: number } | null | 'retry'; durable: () => Promise<void> };
+    try {
+      committed = db.immediateDeferred((): { claim: Claim; startedMs: number } | null | 'retry' => {
+        const t = ctx.now();
+        const row = o.id
+          ? db.get<TaskRow>(`${READY_SQL} AND t.id = ?`, [o.id])
+          : db.get<TaskRow>(`${READY_SQL}${READY_ORDER} LIMIT 1`);
+        if (!row) return null;
+        const src = absFile(ws, row.file);
+        // One stat keeps the claim honest without a re-scan: a changed file is re-read first.
+        const st = statSync(src, { throwIfNoEntry: false });
+        if (!st) {
+          db.run('DELETE FROM tasks WHERE id = ?', [row.id]);
           return 'retry';
         }
-        upsertRow(db, rowFromTask(r.task, r.warnings, row.file, 'backlog', st, t));
-        const still = db.get<TaskRow>(`${READY_SQL} AND t.id = ?`, [row.id]);
-        if (!still) return 'retry';
-      }
-      const token =
-        db.get<{ token: number }>(
-          'INSERT INTO fence (task_id, token) VALUES (?, 1) ON CONFLICT(task_id) DO UPDATE SET token = token + 1 RETURNING token',
-          [row.id],
-        )?.token ?? 0;
-      const attempt = row.attempts + 1;
-      let runId = o.runId ?? newRunId(t);
-      // Four hex digits collide within a busy second; inside the write lock a re-draw is race-free.
-      while (!o.runId && db.get('SELECT 1 AS x FROM runs WHERE id = ?', [runId])) runId = newRunId(t);
-      const dest = destFor('active', basename(src), row.id);
-      try {
-        renameSync(src, dest);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new LostRace();
-        throw e;
-      }
-      try {
-        syncs = dirs.start();
-        const expires = t + ctx.leaseMs;
-        db.run('INSERT INTO leases (task_id, token, holder, run_id, expires_ms) VALUES (?, ?, ?, ?, ?)', [row.id, token, o.holder, runId, expires]);
-        db.run('INSERT INTO runs (id, task_id, agent, attempt, token, holder, started_ms) VALUES (?, ?, ?, ?, ?, ?, ?)', [
-          runId,
-          row.id,
-          o.agent ?? row.agent,
-          attempt,
-          token,
-          o.holder,
-          t,
-        ]);
-        // rename(2) keeps size and mtime: the row still matches the file until its front matter is written.
-        db.run(`UPDATE tasks SET folder = 'active', file = ?, status = 'active', attempts = ?, size = ?, mtime_ms = ?, updated_ms = ? WHERE id = ?`, [
-          relFile(ws, dest),
-          attempt,
-          st.size,
-          st.mtimeMs,
-          t,
-          row.id,
-        ]);
-        addEvent(db, t, 'claimed', row.id, runId, { token, holder: o.holder, attempt });
-        return { claim: { taskId: row.id, runId, token, holder: o.holder, attempt, file: dest, leaseExpiresMs: expires }, startedMs: t };
-      } catch (e) {
-        // The transaction rolls back: the file goes back where the rows say it is.
-        renameSync(dest, src);
-        throw e;
-      }
-    });
-    return Promise.all([committed, syncs]).then(
-      ([c]) => {
-        dirs.release();
-        return c;
-      },
-      (e: unknown) => {
-        dirs.release();
-        syncs?.catch(() => undefined);
-        throw e;
-      },
-    );
+        if (!sameStat(row, st)) {
+          const text = readFileSync(src, 'utf8');
+          const r = mods.parseTask(text, row.file);
+          if (!r.ok || r.task.fm.id !== row.id) {
+            db.run('UPDATE tasks SET size = -1 WHERE id = ?', [row.id]); // force the next scan to look
+            db.run('UPDATE tasks SET valid = 0 WHERE id = ?', [row.id]);
+            return 'retry';
+          }
+          upsertRow(db, rowFromTask(r.task, r.warnings, row.file, 'backlog', st, t));
+          const still = db.get<TaskRow>(`${READY_SQL} AND t.id = ?`, [row.id]);
+          if (!still) return 'retry';
+        }
+        const token =
+          db.get<{ token: number }>(
+            'INSERT INTO fence (task_id, token) VALUES (?, 1) ON CONFLICT(task_id) DO UPDATE SET token = token + 1 RETURNING token',
+            [row.id],
+          )?.token ?? 0;
+        const attempt = row.attempts + 1;
+        let runId = o.runId ?? newRunId(t);
+        // Four hex digits collide within a busy second; inside the write lock a re-draw is race-free.
+        while (!o.runId && db.get('SELECT 1 AS x FROM runs WHERE id = ?', [runId])) runId = newRunId(t);
+        const dest = destFor('active', basename(src), row.id);
+        try {
+          renameSync(src, dest);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new LostRace();
+          throw e;
+        }
+        moved = true;
+        try {
+          const expires = t + ctx.leaseMs;
+          db.run('INSERT INTO leases (task_id, token, holder, run_id, expires_ms) VALUES (?, ?, ?, ?, ?)', [row.id, token, o.holder, runId, expires]);
+          db.run('INSERT INTO runs (id, task_id, agent, attempt, token, holder, started_ms) VALUES (?, ?, ?, ?, ?, ?, ?)', [
+            runId,
+            row.id,
+            o.agent ?? row.agent,
+            attempt,
+            token,
+            o.holder,
+            t,
+          ]);
+          // rename(2) keeps size and mtime: the row still matches the file until its front matter is written.
+          db.run(`UPDATE tasks SET folder = 'active', file = ?, status = 'active', attempts = ?, size = ?, mtime_ms = ?, updated_ms = ? WHERE id = ?`, [
+            relFile(ws, dest),
+            attempt,
+            st.size,
+            st.mtimeMs,
+            t,
+            row.id,
+          ]);
+          addEvent(db, t, 'claimed', row.id, runId, { token, holder: o.holder, attempt });
+          return { claim: { taskId: row.id, runId, token, holder: o.holder, attempt, file: dest, leaseExpiresMs: expires }, startedMs: t };
+        } catch (e) {
+          // The transaction rolls back: the file goes back where the rows say it is.
+          renameSync(dest, src);
+          moved = false;
+          throw e;
+        }
+      });
+    } catch (e) {
+      dirs.release();
+      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    }
+    const { value } = committed;
+    if (!moved) {
+      dirs.release();
+      return committed.durable().then(() => value);
+    }
+    return Promise.all([committed.durable(), dirs.start()]).then(() => value);
   };
 
   // The claim's front matter (status, run_id, attempts, started_at) is the claim's to show, not

@@ -314,31 +314,58 @@ export function recordRunKnowledge(deps: RecordDeps, input: RecordInput): Record
  * nothing (the kernel still has the writes).
  */
 export async function recordRunKnowledgeAsync(deps: RecordDeps, input: RecordInput): Promise<RecordOutput | null> {
-  // The file is created before the write lock is taken (creating is the slow part, and other
-  // crews wait on the lock); inside, it gets its text and its name.
-  const file = createTempBeside(join(deps.retrospectivesDir, 'retro.md'));
-  let named = false;
-  let committed: { value: RecordOutput | null; durable: () => Promise<void> };
+  const [r] = await recordRunsKnowledgeAsync(deps, [input]);
+  if (!r) return null;
+  if (!r.ok) throw r.error;
+  return r.value;
+}
+
+export type RecordResult = { ok: true; value: RecordOutput | null } | { ok: false; error: Error };
+
+/**
+ * Several runs' retrospectives in ONE write transaction (one WAL sync, one directory sync, one
+ * search-index segment instead of one per run): what a crew writes when runs end faster than the
+ * previous batch takes. Each run is its own savepoint, so one that fails is reported in its slot
+ * and rolled back alone; the others commit.
+ */
+export async function recordRunsKnowledgeAsync(deps: RecordDeps, inputs: readonly RecordInput[]): Promise<RecordResult[]> {
+  if (inputs.length === 0) return [];
+  // The files are created before the write lock is taken (creating is the slow part, and other
+  // crews wait on the lock); inside, each gets its text and its name.
+  const files = inputs.map(() => ({ ...createTempBeside(join(deps.retrospectivesDir, 'retro.md')), named: false }));
+  const results: RecordResult[] = [];
+  let committed: { value: RecordResult[]; durable: () => Promise<void> } | undefined;
   try {
     committed = deps.db.immediateDeferred(() =>
-      recordInTransaction(deps, input, (abs, body) => {
-        writeAllSync(file.fd, body);
-        renameSync(file.tmp, abs);
-        named = true;
+      inputs.map((input, i): RecordResult => {
+        const file = files[i];
+        if (!file) return { ok: false, error: new Error('retrospective batch: no file') };
+        deps.db.exec('SAVEPOINT retro');
+        try {
+          const value = recordInTransaction(deps, input, (abs, body) => {
+            writeAllSync(file.fd, body);
+            renameSync(file.tmp, abs);
+            file.named = true;
+          });
+          deps.db.exec('RELEASE retro');
+          return { ok: true, value };
+        } catch (e) {
+          deps.db.exec('ROLLBACK TO retro');
+          deps.db.exec('RELEASE retro');
+          return { ok: false, error: e instanceof Error ? e : new Error(String(e)) };
+        }
       }),
     );
-  } catch (e) {
-    closeQuiet(file.fd);
-    if (!named) unlinkQuiet(file.tmp);
-    throw e;
-  }
-  try {
-    await Promise.all([committed.durable(), ...(named ? [fsyncFdAsync(file.fd), fsyncDirAsync(deps.retrospectivesDir)] : [])]);
+    results.push(...committed.value);
+    const named = files.filter((f) => f.named);
+    await Promise.all([committed.durable(), ...named.map((f) => fsyncFdAsync(f.fd)), ...(named.length > 0 ? [fsyncDirAsync(deps.retrospectivesDir)] : [])]);
   } finally {
-    closeQuiet(file.fd);
-    if (!named) unlinkQuiet(file.tmp);
+    for (const f of files) {
+      closeQuiet(f.fd);
+      if (!f.named) unlinkQuiet(f.tmp);
+    }
   }
-  return committed.value;
+  return results;
 }
 
 /** Index, facts, file, rows: the body of both variants, inside the caller's write transaction. */
@@ -410,4 +437,23 @@ function writeRetroRows(db: Db, r: RetroRows): void {
     const lessonEnt = entityId(db, { kind: 'lesson', name: String(lid) });
     if (runEnt) db.run('INSERT OR IGNORE INTO edges (src, kind, dst, run_id, origin) VALUES (?, ?, ?, ?, ?)', [lessonEnt, 'discovered_from', runEnt.id, runId, origin]);
   }
+}
+
+/**
+ * Runs that ended without a retrospective, oldest first: a crew that stopped (crash, power loss)
+ * between recording a run and writing its retrospective leaves these; the next crew writes them.
+ * Only the newest `window` runs are looked at (by insertion order, no index needed), since such
+ * gaps sit just before a stop; `endedBeforeMs` leaves alone runs so recent that another live crew
+ * may be writing theirs now.
+ */
+export function runsWithoutRetro(db: Db, opts: { endedBeforeMs: number; window: number }): Array<{ runId: string; taskId: string; file: string | null }> {
+  return db.all<{ runId: string; taskId: string; file: string | null }>(
+    `SELECT r.id AS runId, r.task_id AS taskId, t.file AS file
+     FROM (SELECT id, task_id, ended_ms FROM runs ORDER BY rowid DESC LIMIT ?) r
+     LEFT JOIN tasks t ON t.id = r.task_id
+     WHERE r.ended_ms IS NOT NULL AND r.ended_ms < ?
+       AND NOT EXISTS (SELECT 1 FROM retrospectives x WHERE x.run_id = r.id)
+     ORDER BY r.ended_ms, r.id`,
+    [Math.max(0, Math.floor(opts.window)), opts.endedBeforeMs],
+  );
 }

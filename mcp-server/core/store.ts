@@ -1,7 +1,7 @@
 // The store: the ONE module that imports better-sqlite3. Everything else uses the `Db`
 // interface below, so a different backend can replace this file without touching callers.
 import Database from 'better-sqlite3';
-import { closeSync, fsync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, fdatasync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { OpsError } from './errors.js';
 import { MIGRATIONS, type Migration } from './migrations.js';
@@ -128,11 +128,13 @@ export interface WalSyncer {
 
 /**
  * Group commit for the WAL: one fsync in flight at a time; callers arriving while it runs share the
- * next one. fsync of the WAL file after a synchronous=NORMAL commit is what synchronous=FULL does
+ * next one. A sync of the WAL file after a synchronous=NORMAL commit is what synchronous=FULL does
  * inside the commit (SQLite never replaces the WAL file while a connection is open); checkpoints
- * keep their own syncs under NORMAL.
+ * keep their own syncs under NORMAL. The sync is fdatasync, as SQLite's own where the platform has
+ * it: the WAL's data and its size when it grew, without the mtime, whose journal commit would
+ * otherwise come with every sync once a checkpoint has the WAL reused in place.
  */
-export function walSyncer(walPath: string, fsyncFd: (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => void = fsync): WalSyncer {
+export function walSyncer(walPath: string, fsyncFd: (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => void = fdatasync): WalSyncer {
   let fd: number | null = null;
   let closed = false;
   let running: Promise<void> | null = null;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { lessonsFor } from '../core/knowledge.js';
 import { buildReport, writeReport } from '../core/report.js';
-import { buildRetroFacts, recordRunKnowledge, recordRunKnowledgeAsync, renderRetro } from '../core/retro.js';
+import { buildRetroFacts, recordRunKnowledge, recordRunKnowledgeAsync, recordRunsKnowledgeAsync, renderRetro } from '../core/retro.js';
 import type { Db } from '../core/store.js';
 import { buildHistory, CANARY, T0, type History } from './knowledge-fixture.js';
 
@@ -144,6 +144,43 @@ describe('recording a run', () => {
     expect(b?.retroId).toBe(a!.retroId);
     expect(readFileSync(b!.retroFile, 'utf8')).toBe(row?.body);
     expect(readdirSync(fresh.ws.retrospectives).filter((f) => f.includes('opscrew-tmp'))).toEqual([]);
+  });
+
+  it('a batch writes several runs in one transaction; a run that fails is rolled back alone', async () => {
+    const db = fresh.store.db;
+    let outermost = 0;
+    const counting: Db = {
+      ...db,
+      immediateDeferred: (fn) => {
+        outermost++;
+        return db.immediateDeferred(fn);
+      },
+    };
+    // The scrubber throws on TASK-005's title: that run's retrospective fails inside the batch.
+    const scrub = (t: string): string => {
+      if (t.includes('TASK-005')) throw new Error('scrub refused');
+      return fresh.scrub(t);
+    };
+    const deps = { db: counting, root: fresh.dir, retrospectivesDir: fresh.ws.retrospectives, now: () => fresh.clock.t, scrub };
+    const runs = [fresh.runs.r2, fresh.runs.r4, fresh.runs.r1];
+    const before = rowsOf(db, fresh.runs.r4);
+    const out = await recordRunsKnowledgeAsync(deps, [
+      { runId: fresh.runs.r2, task: fresh.tasks['TASK-001'] ?? null },
+      { runId: fresh.runs.r4, task: fresh.tasks['TASK-005'] ?? null },
+      { runId: fresh.runs.r1, task: fresh.tasks['TASK-001'] ?? null },
+    ]);
+    expect(outermost).toBe(1);
+    expect(out.map((r) => r.ok)).toEqual([true, false, true]);
+    const failed = out[1];
+    expect(failed && !failed.ok ? failed.error.message : '').toBe('scrub refused');
+    expect(rowsOf(db, fresh.runs.r4)).toEqual(before);
+    for (const [i, runId] of runs.entries()) {
+      const r = out[i];
+      if (!r?.ok) continue;
+      const row = db.get<{ body: string }>('SELECT body FROM retrospectives WHERE run_id = ?', [runId]);
+      expect(readFileSync(r.value?.retroFile ?? '', 'utf8')).toBe(row?.body);
+    }
+    expect(readdirSync(fresh.ws.retrospectives).filter((f) => f.includes('TASK-005') || f.includes('opscrew-tmp'))).toEqual([]);
   });
 
   it('is one write transaction (the indexes, the retrospective and its lessons commit together)', () => {

@@ -42,6 +42,31 @@ describe('store', () => {
     expect(tables).toEqual(expect.arrayContaining(['tasks', 'invalid_files', 'leases', 'fence', 'runs', 'events']));
   });
 
+  it('migration 5 keeps every fence, lease and event of a version-4 database; events keep counting up', () => {
+    const path = join(tmp(), 'v4.db');
+    const v4 = openStore(path, { migrations: MIGRATIONS.filter((m) => m.version <= 4) });
+    v4.db.run("INSERT INTO fence (task_id, token) VALUES ('TASK-001', 7), ('TASK-002', 2)");
+    v4.db.run("INSERT INTO leases (task_id, token, holder, run_id, expires_ms) VALUES ('TASK-001', 7, 'h:1:a', 'run-1', 123)");
+    for (let i = 0; i < 3; i++) v4.db.run("INSERT INTO events (ts_ms, task_id, run_id, kind, data) VALUES (?, 'TASK-001', 'run-1', 'claimed', '{}')", [i]);
+    v4.close();
+    const s = openStore(path);
+    stores.push(s);
+    expect(s.db.all('SELECT task_id, token FROM fence ORDER BY task_id')).toEqual([
+      { task_id: 'TASK-001', token: 7 },
+      { task_id: 'TASK-002', token: 2 },
+    ]);
+    expect(s.db.all('SELECT * FROM leases')).toEqual([{ task_id: 'TASK-001', token: 7, holder: 'h:1:a', run_id: 'run-1', expires_ms: 123 }]);
+    expect(s.db.all<{ seq: number }>('SELECT seq FROM events ORDER BY seq').map((e) => e.seq)).toEqual([1, 2, 3]);
+    const next = s.db.run("INSERT INTO events (ts_ms, task_id, run_id, kind) VALUES (9, 'TASK-001', 'run-1', 'completed')");
+    expect(Number(next.lastInsertRowid)).toBe(4);
+    const sql = (name: string): string => s.db.get<{ sql: string }>("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [name])?.sql ?? '';
+    expect(sql('fence')).toMatch(/WITHOUT ROWID/);
+    expect(sql('leases')).toMatch(/WITHOUT ROWID/);
+    expect(sql('events')).not.toMatch(/AUTOINCREMENT/);
+    const indexes = s.db.all<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' ORDER BY name").map((r) => r.name);
+    expect(indexes).toEqual(['events_run', 'events_task']);
+  });
+
   it('immediate() rolls back on a throw and commits otherwise', () => {
     const s = openStore(join(tmp(), 'y.db'));
     stores.push(s);
