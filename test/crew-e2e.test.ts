@@ -376,9 +376,12 @@ curl -fsS BASE/echo/after-approval
     );
     const running = env.run();
     const pending = await waitFor(() => listApprovals(env.store.db, { taskId: 'TASK-302', state: 'pending' })[0]);
-    // The file tells a person what is going on, and nothing after the gated line has run.
-    const active = fileIn(env, 'active', 'unlock.md');
-    expect(active).toMatch(/^status: awaiting-approval$/m);
+    // The file tells a person what is going on (written just after the request is filed), and
+    // nothing after the gated line has run.
+    const active = await waitFor(() => {
+      const text = fileIn(env, 'active', 'unlock.md');
+      return /^status: awaiting-approval$/m.test(text) ? text : undefined;
+    });
     expect(active).toContain(`approval_request: ${pending.id}`);
     expect(existsSync(join(env.files, 'stale.lock'))).toBe(true);
     expect(hits('/echo/after-approval')).toBe(0);

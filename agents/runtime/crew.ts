@@ -272,9 +272,6 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
     void n.finally(() => narrations.delete(n));
   };
   const writeRetros = async (): Promise<void> => {
-    // One turn of the event loop first: the freed worker slot claims its next task, and this
-    // transaction runs while that claim waits for its fsyncs.
-    await new Promise<void>((resolve) => setImmediate(resolve));
     while (pendingRetros.length > 0) {
       const batch = pendingRetros.splice(0, MAX_RETRO_BATCH);
       let results: RecordResult[];
@@ -293,8 +290,21 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
       });
     }
   };
-  const startRetros = (): void => {
+  // A batch starts once MAX_RETRO_BATCH runs wait or the oldest has waited RETRO_BATCH_WINDOW_MS:
+  // per run, one transaction of many costs a fraction of its own (one commit, one search-index
+  // segment, one directory sync). A crash in the window loses nothing: the next crew writes them.
+  let retroTimer: NodeJS.Timeout | null = null;
+  const startRetros = (now = false): void => {
     if (retroFlush || pendingRetros.length === 0) return;
+    if (!now && pendingRetros.length < MAX_RETRO_BATCH) {
+      retroTimer ??= setTimeout(() => {
+        retroTimer = null;
+        startRetros(true);
+      }, RETRO_BATCH_WINDOW_MS);
+      return;
+    }
+    if (retroTimer) clearTimeout(retroTimer);
+    retroTimer = null;
     const p = writeRetros().finally(() => {
       retros.delete(p);
       retroFlush = null;
@@ -734,6 +744,7 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
     }
     // Retrospectives still syncing, then narrations (bounded by NARRATION_TIMEOUT_MS each): wait
     // for them before the store closes.
+    startRetros(true);
     while (retros.size > 0) await Promise.all([...retros]);
     await Promise.all([...narrations]);
     emit({ type: 'crew-stop', data: { completed: summary.completed.length, blocked: summary.blocked.length, failed: summary.failed.length } });
@@ -769,7 +780,9 @@ function brainEventToCrew(e: BrainEvent, base: { taskId: string; runId: string; 
 }
 
 /** At most this many runs' retrospectives in one write transaction (bounds how long it holds the lock). */
-const MAX_RETRO_BATCH = 16;
+const MAX_RETRO_BATCH = 32;
+/** How long the first run of a batch waits for others to join it. */
+const RETRO_BATCH_WINDOW_MS = 250;
 /** Runs this old (ended) without a retrospective are recovered by the next crew start or reconcile. */
 const RETRO_RECOVERY_AGE_MS = 5000;
 /** How many of the newest runs each pass looks at: such gaps sit just before a crew stopped. */

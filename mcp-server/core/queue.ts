@@ -219,18 +219,17 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
 
   /**
    * One claim attempt: inside the write lock, pick the row, move the file to active/ and record the
-   * lease; after the commit the directory fsyncs and the WAL sync run together in the thread pool
-   * (the WAL sync shared with other commits). Resolves once the move and the lease are both durable.
-   * The syncs start only after the commit has written the WAL, so one journal commit of the file
-   * system carries the rename and the WAL's growth; started at the rename, the directories' commit
-   * would already be under way and the WAL's sync would wait for a second one.
+   * lease; the directory fsyncs start at the rename and run in the thread pool while this thread
+   * commits, and the WAL sync joins them (group commit). Resolves once the move and the lease are
+   * both durable. (Starting the directory fsyncs after the commit instead, so one journal commit
+   * could carry the WAL too, measured about 0.1 ms slower here.)
    */
   const claimOnce = (
     mods: TaskModules,
     o: { id?: string; holder: string; runId?: string; agent?: string },
   ): Promise<{ claim: Claim; startedMs: number } | null | 'retry'> => {
     const dirs = dirSyncer([ws.active, ws.backlog]);
-    let moved = false;
+    let syncs: Promise<void> | undefined;
     let committed: { value: { claim: Claim; startedMs: number } | null | 'retry'; durable: () => Promise<void> };
     try {
       committed = db.immediateDeferred((): { claim: Claim; startedMs: number } | null | 'retry' => {
@@ -274,8 +273,8 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
           if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new LostRace();
           throw e;
         }
-        moved = true;
         try {
+          syncs = dirs.start();
           const expires = t + ctx.leaseMs;
           db.run('INSERT INTO leases (task_id, token, holder, run_id, expires_ms) VALUES (?, ?, ?, ?, ?)', [row.id, token, o.holder, runId, expires]);
           db.run('INSERT INTO runs (id, task_id, agent, attempt, token, holder, started_ms) VALUES (?, ?, ?, ?, ?, ?, ?)', [
@@ -301,20 +300,17 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
         } catch (e) {
           // The transaction rolls back: the file goes back where the rows say it is.
           renameSync(dest, src);
-          moved = false;
           throw e;
         }
       });
     } catch (e) {
       dirs.release();
+      syncs?.catch(() => undefined); // the error above is the one to report
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
+    dirs.release(); // unused when nothing moved
     const { value } = committed;
-    if (!moved) {
-      dirs.release();
-      return committed.durable().then(() => value);
-    }
-    return Promise.all([committed.durable(), dirs.start()]).then(() => value);
+    return Promise.all([committed.durable(), syncs]).then(() => value);
   };
 
   // The claim's front matter (status, run_id, attempts, started_at) is the claim's to show, not
