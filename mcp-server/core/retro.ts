@@ -103,6 +103,12 @@ export function buildRetroFacts(db: Db, runId: string, task?: Task | null, optio
   }));
   const events = db.all<{ ts_ms: number; kind: string; data: string }>('SELECT ts_ms, kind, data FROM events WHERE run_id = ? ORDER BY seq', [runId]);
   const timeline = events.map((e) => ({ atMs: e.ts_ms, event: e.kind === 'note' ? `note: ${noteOf(e.data)}` : e.kind + reasonOf(e.data) }));
+  // The queue records a claim and its outcome in the run row itself (no event of their own): they
+  // open and close the timeline.
+  if (!events.some((e) => e.kind === 'claimed')) timeline.unshift({ atMs: run.started_ms, event: 'claimed' });
+  if (run.outcome && run.ended_ms !== null && !events.some((e) => e.kind === run.outcome)) {
+    timeline.push({ atMs: run.ended_ms, event: run.outcome + (run.reason ? `: ${run.reason.slice(0, 300)}` : '') });
+  }
   const verifs = db.all<{ criterion: string; outcome: string; evidence: string }>('SELECT criterion, outcome, evidence FROM verifications WHERE run_id = ? ORDER BY id', [runId]);
   const items = verifs.map((v) => ({ criterion: v.criterion, outcome: v.outcome, met: met(v.outcome), evidence: evidenceText(v.evidence) }));
   const failures: RetroFacts['failures'] = [];

@@ -35,6 +35,10 @@ describe('retrospectives', () => {
       const v = h.store.db.all<{ outcome: string }>('SELECT outcome FROM verifications WHERE run_id = ?', [runId]);
       expect(f.outcome).toBe(run?.outcome);
       expect(f.durationMs).toBe((run?.ended_ms ?? 0) - (run?.started_ms ?? 0));
+      // The run row is the claim's and the outcome's record: the timeline opens and closes with them.
+      expect(f.timeline[0]).toEqual({ atMs: run?.started_ms, event: 'claimed' });
+      expect(f.timeline.at(-1)?.atMs).toBe(run?.ended_ms);
+      expect(f.timeline.at(-1)?.event.startsWith(run?.outcome ?? '?')).toBe(true);
       expect(f.steps.map((s) => [s.seq, s.exitCode, s.durationMs])).toEqual(calls.map((c) => [c.seq, c.exit_code, c.duration_ms]));
       expect(f.criteria.total).toBe(v.length);
       expect(f.criteria.met).toBe(v.filter((x) => x.outcome === 'verified' || x.outcome === 'na').length);
