@@ -1,6 +1,6 @@
 // Crash-safe file primitives: a write is temp file + fsync + rename + directory fsync, so after
 // a crash a path holds either the old bytes or the new bytes, never a torn or empty file.
-import { closeSync, existsSync, fstatSync, fsync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsync, fsyncSync, open as openCb, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -72,6 +72,18 @@ export function createTempBeside(path: string): { tmp: string; fd: number } {
   return { tmp, fd: openSync(tmp, 'wx', 0o644) };
 }
 
+/**
+ * createTempBeside as ONE thread-pool job, for a caller that creates the file ahead of need:
+ * creating a file waits on the file system's journal while other syncs are in flight (half a
+ * millisecond or more under a busy crew), and this thread goes on meanwhile.
+ */
+export function createTempBesideAsync(path: string): Promise<{ tmp: string; fd: number }> {
+  const tmp = tempPathFor(path);
+  return new Promise((res, rej) => {
+    openCb(tmp, 'wx', 0o644, (err, fd) => (err ? rej(err) : res({ tmp, fd })));
+  });
+}
+
 /** Writes all of `text` at the descriptor's position. */
 export function writeAllSync(fd: number, text: string): void {
   const buf = Buffer.from(text, 'utf8');
@@ -79,9 +91,12 @@ export function writeAllSync(fd: number, text: string): void {
   while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
 }
 
-/** Writes a temp file beside `path` without fsync yet; the caller fsyncs `fd` (e.g. with fsyncFdAsync). */
-export function writeTempPending(path: string, text: string): PendingTemp {
-  const { tmp, fd } = createTempBeside(path);
+/**
+ * Writes a temp file beside `path` without fsync yet; the caller fsyncs `fd` (e.g. with
+ * fsyncFdAsync). `made`: an empty temp beside `path` created earlier (createTempBesideAsync).
+ */
+export function writeTempPending(path: string, text: string, made?: { tmp: string; fd: number }): PendingTemp {
+  const { tmp, fd } = made ?? createTempBeside(path);
   try {
     writeAllSync(fd, text);
     const st = fstatSync(fd);

@@ -70,9 +70,9 @@ function namesIn(dir: string): string[] {
   }
 }
 
-/** Temp files of dead writers in the task folders and in retrospectives/. */
+/** Temp files of dead writers in the task folders, in retrospectives/ and in .opscrew/tmp/. */
 function removeStaleTemps(ctx: QueueContext, repairs: Repair[]): void {
-  for (const dir of [...TASK_FOLDERS.map((f) => ctx.ws[f]), ctx.ws.retrospectives]) {
+  for (const dir of [...TASK_FOLDERS.map((f) => ctx.ws[f]), ctx.ws.retrospectives, ctx.ws.tmpDir]) {
     for (const name of namesIn(dir)) {
       const pid = tempFilePid(name);
       if (pid === null) continue;

@@ -3,6 +3,7 @@
 // Every state change happens inside BEGIN IMMEDIATE, and the file moves happen while that lock
 // is held, so queue processes sharing a workspace are serialized and never see half a move.
 import { existsSync, openSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -10,7 +11,7 @@ import { fail, ok, OpsError, type Issue, type Result } from './errors.js';
 import type { Store } from './store.js';
 import type { TaskUpdate } from './task-render.js';
 import type { TaskStatus } from './task-types.js';
-import { closeQuiet, fsyncFdAsync, unlinkQuiet, writeTempPending, writeTempSynced, type PendingTemp } from './durable-fs.js';
+import { closeQuiet, createTempBesideAsync, fsyncFdAsync, unlinkQuiet, writeTempPending, writeTempSynced, type PendingTemp } from './durable-fs.js';
 import { checkTaskGraph, type GraphNode } from './task-graph.js';
 import { scanFolders, type ScanReport } from './queue-scan.js';
 import { reconcileQueue, type ReconcileReport } from './queue-reconcile.js';
@@ -450,19 +451,57 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
    * the write lock is held only for the renames and the rows. Inside the lock the file is checked
    * unchanged (same path, size, mtime) before the prepared temp is used; otherwise it is redone.
    */
+  // The finish's temp file is created while the task runs (a thread-pool job started at the claim)
+  // in .opscrew/tmp/, not when the finish is waited for: creating a file waits on the journal
+  // behind other syncs. The finish renames it into the task's folder (same file system), and
+  // writes a temp beside the file instead if that fails. Bounded, for callers that claim and never
+  // finish (an agent that walks away); a dead process's are swept by reconcile.
+  const finishTemps = new Map<string, Promise<{ tmp: string; fd: number } | null>>();
+  const MAX_FINISH_TEMPS = 256;
+  let tmpDirReady: Promise<unknown> | undefined;
+  const prepareFinishTemp = (claim: Claim): void => {
+    if (finishTemps.size >= MAX_FINISH_TEMPS) return;
+    tmpDirReady ??= mkdir(ws.tmpDir, { recursive: true });
+    const made = tmpDirReady.then(() => createTempBesideAsync(join(ws.tmpDir, basename(claim.file))));
+    finishTemps.set(
+      claimKey(claim),
+      made.catch(() => null),
+    );
+  };
+  /** The claim's pre-created temp (null when there is none); `use: false` removes it. */
+  const takeFinishTemp = async (claim: Claim, use: boolean): Promise<{ tmp: string; fd: number } | null> => {
+    const key = claimKey(claim);
+    const p = finishTemps.get(key);
+    if (!p) return null;
+    finishTemps.delete(key);
+    const t = await p;
+    if (t && !use) {
+      closeQuiet(t.fd);
+      unlinkQuiet(t.tmp);
+      return null;
+    }
+    return t;
+  };
+
   const prepareFinish = async (claim: Claim, render: (text: string, file: string) => Result<string>): Promise<Prepared | null> => {
     // A claim that lost its lease gets its answer from the locked check, with no temp file beside
     // a file that is someone else's now.
-    if (getLease(db, claim.taskId)?.token !== claim.token) return null;
+    if (getLease(db, claim.taskId)?.token !== claim.token) {
+      await takeFinishTemp(claim, false);
+      return null;
+    }
     const row = getRow(db, claim.taskId);
     const src = row ? absFile(ws, row.file) : claim.file;
+    let made = await takeFinishTemp(claim, true);
     let pending: PendingTemp | undefined;
     try {
       const st = statSync(src, { throwIfNoEntry: false });
       if (!st) return null;
       const up = render(readFileSync(src, 'utf8'), row?.file ?? src);
       if (!up.ok) return null; // reported with the fencing check first, inside the lock
-      pending = writeTempPending(src, up.value);
+      const temp = made ?? undefined;
+      made = null; // writeTempPending owns it now (and removes it if the write fails)
+      pending = writeTempPending(src, up.value, temp);
       await fsyncFdAsync(pending.fd);
       return { src, size: st.size, mtimeMs: st.mtimeMs, tmp: pending.tmp };
     } catch {
@@ -470,6 +509,11 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
       return null; // the locked path redoes it and reports what went wrong
     } finally {
       if (pending) closeQuiet(pending.fd);
+      else if (made) {
+        // not used (the file was gone or did not render)
+        closeQuiet(made.fd);
+        unlinkQuiet(made.tmp);
+      }
     }
   };
 
@@ -507,11 +551,19 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
         }
         const row = getRow(db, claim.taskId);
         const src = row ? absFile(ws, row.file) : claim.file;
-        let tmp: string;
+        // Content first (in place), then the move: a crash between them leaves an active file whose
+        // front matter already says where it goes, and reconcile rolls that forward.
         const cur = prep && prep.src === src ? statSync(src, { throwIfNoEntry: false }) : undefined;
+        let inPlace = false;
         if (prep && cur && cur.size === prep.size && cur.mtimeMs === prep.mtimeMs) {
-          tmp = prep.tmp;
-        } else {
+          try {
+            renameSync(prep.tmp, src);
+            inPlace = true;
+          } catch {
+            // the prepared temp is gone (swept after a very long run) or on another file system
+          }
+        }
+        if (!inPlace) {
           let text: string;
           try {
             text = readFileSync(src, 'utf8');
@@ -520,12 +572,9 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
           }
           const up = render(text, row?.file ?? src);
           if (!up.ok) return fail('render-failed', `${claim.taskId}: ${up.message}`);
-          tmp = writeTempSynced(src, up.value);
+          renameSync(writeTempSynced(src, up.value), src);
         }
         const dest = destFor(to, basename(src), claim.taskId);
-        // Content first (in place), then the move: a crash between them leaves an active file whose
-        // front matter already says where it goes, and reconcile rolls that forward.
-        renameSync(tmp, src);
         renameSync(src, dest);
         // The directory fsyncs run in the thread pool while this thread commits the WAL (as in
         // claim); the caller hears of the result only after both are done.
@@ -634,6 +683,7 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
         if (r === 'retry') continue;
         if (r === null) return null;
         startFrontMatter(mods, r.claim, r.startedMs);
+        prepareFinishTemp(r.claim);
         return r.claim;
       }
       return null;

@@ -17,6 +17,8 @@ export interface Workspace {
   stateDir: string;
   dbPath: string;
   logsDir: string;
+  /** `.opscrew/tmp/`: files made ahead of a write that will rename them into a task folder. */
+  tmpDir: string;
   configPath: string;
 }
 
@@ -34,6 +36,7 @@ export function resolveWorkspace(dir: string): Workspace {
     stateDir,
     dbPath: join(stateDir, 'opscrew.db'),
     logsDir: join(stateDir, 'logs'),
+    tmpDir: join(stateDir, 'tmp'),
     configPath: join(root, 'opscrew.config.yaml'),
   };
 }
@@ -44,7 +47,7 @@ export function folderDir(ws: Workspace, folder: TaskFolder): string {
 
 /** mkdir -p of every folder the workspace needs; idempotent. */
 export function ensureWorkspace(ws: Workspace): void {
-  for (const d of [ws.backlog, ws.active, ws.completed, ws.retrospectives, ws.stateDir, ws.logsDir]) {
+  for (const d of [ws.backlog, ws.active, ws.completed, ws.retrospectives, ws.stateDir, ws.logsDir, ws.tmpDir]) {
     mkdirSync(d, { recursive: true });
   }
 }

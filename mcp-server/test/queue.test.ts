@@ -284,8 +284,30 @@ describe('fencing', () => {
     expect(readdirSync(e.ws.completed)).toEqual([]);
     expect(e.store.db.get('SELECT * FROM tasks WHERE id = ?', ['TASK-001'])).toEqual(rowBefore);
     expect(e.store.db.get('SELECT * FROM leases WHERE task_id = ?', ['TASK-001'])).toEqual(leaseBefore);
-    // The live holder still can.
+    // The zombie's finish temp (made at its claim) is gone; only the live claim's is left.
+    expect(readdirSync(e.ws.tmpDir)).toHaveLength(1);
+    // The live holder still can, through the temp made at its claim, leaving none behind.
     expect((await h2.complete(fresh!, {})).ok).toBe(true);
+    expect(readdirSync(e.ws.tmpDir)).toEqual([]);
+    expect(fmOf(join(e.ws.completed, 'a.md')).status).toBe('completed');
+  });
+
+  it('a finish whose temp made at the claim was swept away still completes, writing one beside the file', async () => {
+    const e = env();
+    e.put('backlog', 'a', { id: 'TASK-001', title: 'a' });
+    await e.q.scan();
+    const c = await e.q.claim({ holder: 'long-run' });
+    await e.q.settled(c!);
+    await new Promise((r) => setTimeout(r, 20)); // the temp is made in the thread pool
+    const made = readdirSync(e.ws.tmpDir);
+    expect(made).toHaveLength(1);
+    unlinkSync(join(e.ws.tmpDir, made[0] ?? ''));
+    const done = await e.q.complete(c!, { set: { note: 'after a sweep' } });
+    expect(done.ok).toBe(true);
+    expect(fmOf(join(e.ws.completed, 'a.md')).status).toBe('completed');
+    expect(readFileSync(join(e.ws.completed, 'a.md'), 'utf8')).toMatch(/^note: after a sweep$/m);
+    expect(readdirSync(e.ws.active)).toEqual([]);
+    expect(readdirSync(e.ws.tmpDir)).toEqual([]);
   });
 
   it("a claim's late front-matter write never lands once its lease is gone", async () => {
@@ -403,17 +425,20 @@ describe('reconcile', () => {
     writeFileSync(join(e.ws.active, 'a.md'), readFileSync(a));
     unlinkSync(a);
     writeFileSync(join(e.ws.active, '.a.md.999999.deadbeef.opscrew-tmp'), 'partial');
-    // A retrospective whose writer died before naming it.
+    // A retrospective whose writer died before naming it, and a finish's temp made ahead.
     writeFileSync(join(e.ws.retrospectives, '.retro.md.999999.cafef00d.opscrew-tmp'), 'half a retro');
+    writeFileSync(join(e.ws.tmpDir, '.a.md.999999.0badf00d.opscrew-tmp'), '');
     writeFileSync(join(e.ws.completed, 'b.md'), readFileSync(join(e.ws.backlog, 'b.md')));
     const r = await e.q.reconcile();
     const kinds = r.repairs.map((x) => x.kind);
     expect(kinds).toEqual(expect.arrayContaining(['temp-removed', 'duplicate-removed', 'lease-lost']));
     expect(r.repairs.filter((x) => x.kind === 'temp-removed').map((x) => x.file).sort()).toEqual([
+      '.opscrew/tmp/.a.md.999999.0badf00d.opscrew-tmp',
       'retrospectives/.retro.md.999999.cafef00d.opscrew-tmp',
       'tasks/active/.a.md.999999.deadbeef.opscrew-tmp',
     ]);
     expect(readdirSync(e.ws.retrospectives)).toEqual([]);
+    expect(readdirSync(e.ws.tmpDir)).toEqual([]);
     expect(readdirSync(e.ws.active)).toEqual([]);
     // The byte-identical copy the store does not point at goes; the store's copy stays.
     expect(readdirSync(e.ws.backlog).sort()).toEqual(['a.md', 'b.md']);
