@@ -846,6 +846,71 @@ curl -fsS BASE/health
   });
 });
 
+describe('retrospective recovery in a running daemon', () => {
+  it('recovers a missing retrospective once across many reconciles, without a narration, and never over one that exists', async () => {
+    const env = setup();
+    const task = (id: string): string => `---
+id: ${id}
+---
+# Ran before this daemon started
+
+## Steps
+\`\`\`sh
+curl -fsS BASE/health
+\`\`\`
+
+## Acceptance Criteria
+- [ ] N/A - nothing to check
+`;
+    drop(env, 'gap.md', task('TASK-721'));
+    drop(env, 'kept.md', task('TASK-722'));
+    const old = createFolderQueue({ workspace: env.ws, store: env.store, holder: 'gone:1:abc', now: () => Date.now() - 60_000 });
+    await old.scan();
+    const c1 = await old.claim({ id: 'TASK-721' });
+    expect(c1 && (await old.complete(c1)).ok).toBe(true);
+    const c2 = await old.claim({ id: 'TASK-722' });
+    expect(c2 && (await old.complete(c2)).ok).toBe(true);
+    // TASK-722's run already has its retrospective (written by the crew that ran it).
+    const { recordRunKnowledge } = await import('../mcp-server/core/retro.js');
+    const kept = recordRunKnowledge({ db: env.store.db, root: env.ws.root, retrospectivesDir: env.ws.retrospectives, now: Date.now }, { runId: c2?.runId ?? '' });
+    const keptText = readFileSync(kept?.retroFile ?? 'missing', 'utf8');
+
+    let narrations = 0;
+    const stop = new AbortController();
+    const events: CrewEvent[] = [];
+    const crew = runCrew({
+      workspace: env.ws,
+      config: env.config,
+      store: env.store,
+      specialists: env.specialists,
+      once: false,
+      reconcileMs: 30, // many reconciles while the first recovery batch is still waiting
+      pollMs: 20,
+      env: {},
+      signal: stop.signal,
+      brainImpl: {
+        name: 'counting',
+        run: () => Promise.reject(new Error('no task should run')),
+        narrate: () => {
+          narrations++;
+          return Promise.resolve('a narrative');
+        },
+      },
+      onProgress: (e) => events.push(e),
+    });
+    await waitFor(() => (env.store.db.get('SELECT 1 AS x FROM retrospectives WHERE run_id = ?', [c1?.runId ?? '']) ? true : undefined));
+    await new Promise((r) => setTimeout(r, 400));
+    stop.abort();
+    await crew;
+    const recovered = events.reduce((n, e) => n + ((e.data as { retrospectivesRecovered?: number } | undefined)?.retrospectivesRecovered ?? 0), 0);
+    expect(recovered).toBe(1);
+    expect(narrations).toBe(0);
+    expect(env.store.db.all('SELECT run_id FROM retrospectives ORDER BY run_id')).toHaveLength(2);
+    expect(readdirSync(env.ws.retrospectives).filter((f) => f.includes('TASK-721'))).toHaveLength(1);
+    expect(readFileSync(kept?.retroFile ?? 'missing', 'utf8')).toBe(keptText);
+  });
+});
+
 describe('crew with a brain that settles the task itself', () => {
   it('records a settled outcome without completing the task a second time', async () => {
     const env = setup();

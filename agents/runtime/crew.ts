@@ -255,7 +255,10 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
   // it returns; every state change of the task itself was durable before this point.
   const retros = new Set<Promise<void>>();
   const retroDeps = { db: store.db, root: ws.root, retrospectivesDir: ws.retrospectives, now, scrub: (t: string) => broker.scrub(t), env };
-  const pendingRetros: Array<{ input: RecordInput; taskId: string }> = [];
+  // `narrate: false` for recovered runs: a facts-only retrospective, no model call per old run.
+  const pendingRetros: Array<{ input: RecordInput; taskId: string; narrate: boolean }> = [];
+  // Run ids pending or being written, so a reconcile never queues a run twice.
+  const retroQueued = new Set<string>();
   let retroFlush: Promise<void> | null = null;
   const narrate = (input: RecordInput, out: RecordOutput): void => {
     if (!brain.narrate) return;
@@ -283,10 +286,11 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
       } catch (e) {
         results = batch.map(() => ({ ok: false, error: e instanceof Error ? e : new Error(String(e)) }));
       }
-      batch.forEach(({ input, taskId }, i) => {
+      batch.forEach(({ input, taskId, narrate: narrated }, i) => {
+        retroQueued.delete(input.runId);
         const r = results[i];
         if (r && !r.ok) emit({ type: 'error', taskId, runId: input.runId, reason: `could not write the retrospective: ${errText(r.error)}` });
-        else if (r?.value) narrate(input, r.value);
+        else if (r?.value && narrated) narrate(input, r.value);
       });
     }
   };
@@ -314,13 +318,15 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
     retros.add(p);
   };
   // Runs that ended at least this long ago without a retrospective are this crew's to write: a
-  // live crew writes its own within milliseconds of recording the run.
+  // live crew writes its own within its batch window. Another crew recovering the same run at the
+  // same moment is harmless: the write is skipped under the lock if the run has one by then.
   const recoverRetros = (): number => {
     if (opts.retrospectives === false || opts.recoverRetrospectives === false) return 0;
-    const missing = runsWithoutRetro(store.db, { endedBeforeMs: now() - RETRO_RECOVERY_AGE_MS, window: RETRO_RECOVERY_WINDOW });
+    const missing = runsWithoutRetro(store.db, { endedBeforeMs: now() - RETRO_RECOVERY_AGE_MS, window: RETRO_RECOVERY_WINDOW }).filter((m) => !retroQueued.has(m.runId));
     for (const m of missing) {
       const parsed = m.file ? readTask(join(ws.root, ...m.file.split('/')), m.file) : null;
-      pendingRetros.push({ input: { runId: m.runId, task: parsed?.ok ? parsed.task : null }, taskId: m.taskId });
+      retroQueued.add(m.runId);
+      pendingRetros.push({ input: { runId: m.runId, task: parsed?.ok ? parsed.task : null, onlyIfMissing: true }, taskId: m.taskId, narrate: false });
     }
     startRetros();
     return missing.length;
@@ -330,7 +336,8 @@ export async function runCrew(opts: CrewOptions): Promise<CrewSummary> {
     if (opts.retrospectives === false) return;
     const task = runTasks.get(run.runId) ?? null;
     runTasks.delete(run.runId);
-    pendingRetros.push({ input: { runId: run.runId, task }, taskId: run.taskId });
+    retroQueued.add(run.runId);
+    pendingRetros.push({ input: { runId: run.runId, task }, taskId: run.taskId, narrate: true });
     startRetros();
   };
 
@@ -785,8 +792,12 @@ const MAX_RETRO_BATCH = 32;
 const RETRO_BATCH_WINDOW_MS = 250;
 /** Runs this old (ended) without a retrospective are recovered by the next crew start or reconcile. */
 const RETRO_RECOVERY_AGE_MS = 5000;
-/** How many of the newest runs each pass looks at: such gaps sit just before a crew stopped. */
-const RETRO_RECOVERY_WINDOW = 200;
+/**
+ * How many of the newest runs each pass looks at: such gaps sit just before a crew stopped, and
+ * a crew that restarts finds its own; a peer that does not restart is covered while fewer runs
+ * than this end between two reconciles.
+ */
+const RETRO_RECOVERY_WINDOW = 2000;
 /** A retrospective narration gets this long before the retro keeps its facts section only. */
 const NARRATION_TIMEOUT_MS = 60_000;
 

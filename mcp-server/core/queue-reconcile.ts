@@ -45,6 +45,7 @@ export interface ReconcileReport {
 
 /** A temp file is stale when its writer is dead, or (other host, pid reuse) it is old. */
 const STALE_TEMP_MS = 10 * 60_000;
+const STALE_MADE_AHEAD_MS = 24 * 3600_000;
 
 function pidAlive(pid: number): boolean {
   try {
@@ -79,8 +80,11 @@ function removeStaleTemps(ctx: QueueContext, repairs: Repair[]): void {
       const abs = join(dir, name);
       const st = statSync(abs, { throwIfNoEntry: false });
       if (!st) continue;
-      if (pid !== process.pid && pidAlive(pid) && ctx.now() - st.mtimeMs < STALE_TEMP_MS) continue;
-      if (pid === process.pid && ctx.now() - st.mtimeMs < STALE_TEMP_MS) continue;
+      // .opscrew/tmp/ holds files made at a claim for its finish: a live writer keeps them as long
+      // as its task runs (up to a day here; past that its finish writes one beside the file).
+      const staleMs = dir === ctx.ws.tmpDir ? STALE_MADE_AHEAD_MS : STALE_TEMP_MS;
+      if (pid !== process.pid && pidAlive(pid) && ctx.now() - st.mtimeMs < staleMs) continue;
+      if (pid === process.pid && ctx.now() - st.mtimeMs < staleMs) continue;
       unlinkQuiet(abs);
       repairs.push({ kind: 'temp-removed', file: relFile(ctx.ws, abs), detail: `stale temp file of pid ${pid}` });
     }

@@ -460,13 +460,24 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
   const MAX_FINISH_TEMPS = 256;
   let tmpDirReady: Promise<unknown> | undefined;
   const prepareFinishTemp = (claim: Claim): void => {
-    if (finishTemps.size >= MAX_FINISH_TEMPS) return;
+    // Full: the oldest one goes (its claim most likely walked away); its finish makes its own.
+    const oldest = finishTemps.size >= MAX_FINISH_TEMPS ? finishTemps.keys().next() : null;
+    if (oldest && !oldest.done) void dropFinishTemp(oldest.value);
     tmpDirReady ??= mkdir(ws.tmpDir, { recursive: true });
     const made = tmpDirReady.then(() => createTempBesideAsync(join(ws.tmpDir, basename(claim.file))));
     finishTemps.set(
       claimKey(claim),
       made.catch(() => null),
     );
+  };
+  const dropFinishTemp = async (key: string): Promise<void> => {
+    const p = finishTemps.get(key);
+    if (!p) return;
+    finishTemps.delete(key);
+    const t = await p;
+    if (!t) return;
+    closeQuiet(t.fd);
+    unlinkQuiet(t.tmp);
   };
   /** The claim's pre-created temp (null when there is none); `use: false` removes it. */
   const takeFinishTemp = async (claim: Claim, use: boolean): Promise<{ tmp: string; fd: number } | null> => {
@@ -706,7 +717,10 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
       const n = await db.immediateAsync(
         () => db.run('UPDATE leases SET expires_ms = ? WHERE task_id = ? AND token = ?', [expires, claim.taskId, claim.token]).changes,
       );
-      if (n === 0) return fail('fenced', `${claim.taskId}: lease with token ${claim.token} is gone; stop working on it`);
+      if (n === 0) {
+        await dropFinishTemp(claimKey(claim)); // no finish will come for this claim
+        return fail('fenced', `${claim.taskId}: lease with token ${claim.token} is gone; stop working on it`);
+      }
       claim.leaseExpiresMs = expires;
       return ok({ leaseExpiresMs: expires });
     },

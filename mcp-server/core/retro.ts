@@ -289,6 +289,11 @@ export interface RecordInput {
   task?: Task | null;
   /** Optional narrative (Claude brain); the facts are the same either way. */
   narrative?: string;
+  /**
+   * Write nothing if the run has a retrospective by the time the write lock is held (recovering
+   * a run another crew may be writing at the same moment); the result is then null.
+   */
+  onlyIfMissing?: boolean;
 }
 
 export interface RecordOutput {
@@ -338,10 +343,11 @@ export async function recordRunsKnowledgeAsync(deps: RecordDeps, inputs: readonl
   if (inputs.length === 0) return [];
   // The files are created before the write lock is taken (creating is the slow part, and other
   // crews wait on the lock); inside, each gets its text and its name.
-  const files = inputs.map(() => ({ ...createTempBeside(join(deps.retrospectivesDir, 'retro.md')), named: false }));
+  const files: Array<{ tmp: string; fd: number; named: boolean }> = [];
   const results: RecordResult[] = [];
   let committed: { value: RecordResult[]; durable: () => Promise<void> } | undefined;
   try {
+    for (let i = 0; i < inputs.length; i++) files.push({ ...createTempBeside(join(deps.retrospectivesDir, 'retro.md')), named: false });
     committed = deps.db.immediateDeferred(() =>
       inputs.map((input, i): RecordResult => {
         const file = files[i];
@@ -356,8 +362,14 @@ export async function recordRunsKnowledgeAsync(deps: RecordDeps, inputs: readonl
           deps.db.exec('RELEASE retro');
           return { ok: true, value };
         } catch (e) {
-          deps.db.exec('ROLLBACK TO retro');
-          deps.db.exec('RELEASE retro');
+          try {
+            deps.db.exec('ROLLBACK TO retro');
+            deps.db.exec('RELEASE retro');
+          } catch {
+            // SQLite rolled the whole transaction back itself (disk full, I/O error): the batch
+            // fails with the error that caused it, not with the missing savepoint.
+            throw e;
+          }
           return { ok: false, error: e instanceof Error ? e : new Error(String(e)) };
         }
       }),
@@ -376,6 +388,7 @@ export async function recordRunsKnowledgeAsync(deps: RecordDeps, inputs: readonl
 
 /** Index, facts, file, rows: the body of both variants, inside the caller's write transaction. */
 function recordInTransaction(deps: RecordDeps, input: RecordInput, writeFile: (abs: string, body: string) => void): RecordOutput | null {
+  if (input.onlyIfMissing && deps.db.get('SELECT 1 AS x FROM retrospectives WHERE run_id = ?', [input.runId])) return null;
   const scrub = deps.scrub ?? ((s: string) => s);
   const x = { scrub, ...(deps.env ? { env: deps.env } : {}) };
   if (input.task) indexTask(deps.db, input.task, { ...x, nowMs: deps.now() });

@@ -92,6 +92,19 @@ describe('retrospectives', () => {
   });
 });
 
+/** The store, counting the deferred-sync write transactions started through it. */
+function countingDeferred(db: Db): { db: Db; transactions: () => number } {
+  let n = 0;
+  const counted: Db = {
+    ...db,
+    immediateDeferred: (fn) => {
+      n++;
+      return db.immediateDeferred(fn);
+    },
+  };
+  return { db: counted, transactions: () => n };
+}
+
 describe('recording a run', () => {
   let fresh: History;
   beforeAll(async () => {
@@ -129,17 +142,10 @@ describe('recording a run', () => {
     const task = fresh.tasks['TASK-002'] ?? null;
     await expect(recordRunKnowledgeAsync(deps, { runId, task })).rejects.toThrow();
     expect(db.get<{ n: number }>('SELECT count(*) AS n FROM retrospectives WHERE run_id = ?', [runId])?.n).toBe(0);
-    let outermost = 0;
-    const counting: Db = {
-      ...db,
-      immediateDeferred: (fn) => {
-        outermost++;
-        return db.immediateDeferred(fn);
-      },
-    };
-    const good = { ...deps, db: counting, retrospectivesDir: fresh.ws.retrospectives };
+    const counting = countingDeferred(db);
+    const good = { ...deps, db: counting.db, retrospectivesDir: fresh.ws.retrospectives };
     const a = await recordRunKnowledgeAsync(good, { runId, task });
-    expect(outermost).toBe(1);
+    expect(counting.transactions()).toBe(1);
     expect(a).not.toBeNull();
     const row = db.get<{ body: string; file: string }>('SELECT body, file FROM retrospectives WHERE run_id = ?', [runId]);
     expect(readFileSync(a!.retroFile, 'utf8')).toBe(row?.body);
@@ -152,20 +158,13 @@ describe('recording a run', () => {
 
   it('a batch writes several runs in one transaction; a run that fails is rolled back alone', async () => {
     const db = fresh.store.db;
-    let outermost = 0;
-    const counting: Db = {
-      ...db,
-      immediateDeferred: (fn) => {
-        outermost++;
-        return db.immediateDeferred(fn);
-      },
-    };
+    const counting = countingDeferred(db);
     // The scrubber throws on TASK-005's title: that run's retrospective fails inside the batch.
     const scrub = (t: string): string => {
       if (t.includes('TASK-005')) throw new Error('scrub refused');
       return fresh.scrub(t);
     };
-    const deps = { db: counting, root: fresh.dir, retrospectivesDir: fresh.ws.retrospectives, now: () => fresh.clock.t, scrub };
+    const deps = { db: counting.db, root: fresh.dir, retrospectivesDir: fresh.ws.retrospectives, now: () => fresh.clock.t, scrub };
     const runs = [fresh.runs.r2, fresh.runs.r4, fresh.runs.r1];
     const before = rowsOf(db, fresh.runs.r4);
     const out = await recordRunsKnowledgeAsync(deps, [
@@ -173,7 +172,7 @@ describe('recording a run', () => {
       { runId: fresh.runs.r4, task: fresh.tasks['TASK-005'] ?? null },
       { runId: fresh.runs.r1, task: fresh.tasks['TASK-001'] ?? null },
     ]);
-    expect(outermost).toBe(1);
+    expect(counting.transactions()).toBe(1);
     expect(out.map((r) => r.ok)).toEqual([true, false, true]);
     const failed = out[1];
     expect(failed && !failed.ok ? failed.error.message : '').toBe('scrub refused');
@@ -185,6 +184,19 @@ describe('recording a run', () => {
       expect(readFileSync(r.value?.retroFile ?? '', 'utf8')).toBe(row?.body);
     }
     expect(readdirSync(fresh.ws.retrospectives).filter((f) => f.includes('TASK-005') || f.includes('opscrew-tmp'))).toEqual([]);
+  });
+
+  it('onlyIfMissing writes nothing for a run that has its retrospective by then (a recovery racing the crew)', async () => {
+    const db = fresh.store.db;
+    const deps = { db, root: fresh.dir, retrospectivesDir: fresh.ws.retrospectives, now: () => fresh.clock.t, scrub: fresh.scrub };
+    const runId = fresh.runs.r2;
+    const first = await recordRunKnowledgeAsync(deps, { runId, task: fresh.tasks['TASK-001'] ?? null });
+    const text = readFileSync(first?.retroFile ?? 'missing', 'utf8');
+    const files = readdirSync(fresh.ws.retrospectives).sort();
+    const [again] = await recordRunsKnowledgeAsync(deps, [{ runId, task: null, narrative: 'would replace it', onlyIfMissing: true }]);
+    expect(again).toEqual({ ok: true, value: null });
+    expect(readFileSync(first?.retroFile ?? 'missing', 'utf8')).toBe(text);
+    expect(readdirSync(fresh.ws.retrospectives).sort()).toEqual(files);
   });
 
   it('is one write transaction (the indexes, the retrospective and its lessons commit together)', () => {
