@@ -407,7 +407,7 @@ export async function benchCrew(opts: CrewBenchOptions = {}): Promise<BenchRepor
       metrics,
       goals,
       notes: [
-        `${n} one-step tasks (one \`curl -fsS\` GET of a loopback target in its own process); crew = runCrewThreads --once in its own process with the threads opscrew run picks for the concurrency (one per core, at most one per two workers; shipped specialists, per-specialist caps raised to the concurrency so they do not bind), script = the same GETs with node:http, agent:false, same headers (what the http tool sends), in its own process, run before and after each crew run`,
+        `${n} one-step tasks (one \`curl -fsS\` GET of a loopback target in its own process); crew = runCrewThreads --once in its own process with the threads opscrew run picks for the concurrency (one per core but one, at most one per two workers; shipped specialists, per-specialist caps raised to the concurrency so they do not bind), script = the same GETs with node:http, agent:false, same headers (what the http tool sends), in its own process, run before and after each crew run`,
         `durable as shipped: queue renames + fsyncs, SQLite synchronous=FULL, one audit row per command`,
         `CLI run: \`node bin/opscrew.js run --once --concurrency ${cli.c} --json\` with the shipped caps (devops-specialist max_concurrency 2)`,
         `daemon: \`node bin/opscrew.js run --workspace DIR\` (config concurrency 4); drops are renames into tasks/backlog/, spaced 150–450 ms; claim time from the \`claimed\` event's ts`,

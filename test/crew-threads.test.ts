@@ -24,10 +24,11 @@ describe('crew threads: shares and summaries', () => {
     for (const [t, n] of [[7, 3], [64, 5], [0, 2]] as const) expect(splitShares(t, n).reduce((a, b) => a + b, 0)).toBe(t);
   });
 
-  it('defaults to one thread per core, at most one per two workers', () => {
+  it('defaults to one thread per core but one, at most one per two workers', () => {
     expect(defaultCrewThreads(1, 8)).toBe(1);
     expect(defaultCrewThreads(2, 8)).toBe(1);
-    expect(defaultCrewThreads(8, 2)).toBe(2);
+    expect(defaultCrewThreads(8, 2)).toBe(1);
+    expect(defaultCrewThreads(8, 3)).toBe(2);
     expect(defaultCrewThreads(8, 16)).toBe(4);
     expect(defaultCrewThreads(4, 1)).toBe(1);
   });
