@@ -85,12 +85,13 @@ function readParse(mods: TaskModules, abs: string, rel: string, st: Stats): Pars
 export async function scanFolders(ctx: QueueContext): Promise<ScanReport> {
   const { db, ws } = ctx;
   const seen = listTaskFiles(ctx);
-  const known = new Map<string, { size: number; mtime_ms: number }>();
+  // What the store knows of each file: [file, size, mtime] (arrays, not row objects: 10,000 of them).
+  const known = new Map<string, readonly unknown[]>();
   let waitingDup = 0;
   db.read(() => {
-    for (const r of db.all<{ file: string; size: number; mtime_ms: number }>('SELECT file, size, mtime_ms FROM tasks')) known.set(r.file, r);
-    for (const r of db.all<{ file: string; size: number; mtime_ms: number }>('SELECT file, size, mtime_ms FROM invalid_files'))
-      known.set(r.file, r);
+    for (const sql of ['SELECT file, size, mtime_ms FROM tasks', 'SELECT file, size, mtime_ms FROM invalid_files']) {
+      for (const r of db.rows(sql)) known.set(r[0] as string, r);
+    }
     waitingDup =
       db.get<{ n: number }>(
         `SELECT count(*) AS n FROM invalid_files i WHERE reason = 'duplicate'
@@ -100,7 +101,7 @@ export async function scanFolders(ctx: QueueContext): Promise<ScanReport> {
   const changed: string[] = [];
   for (const [rel, f] of seen) {
     const k = known.get(rel);
-    if (!k || k.size !== f.size || k.mtime_ms !== f.mtimeMs) changed.push(rel);
+    if (!k || k[1] !== f.size || k[2] !== f.mtimeMs) changed.push(rel);
   }
   const vanished = [...known.keys()].filter((rel) => !seen.has(rel));
   const report: ScanReport = { files: seen.size, parsed: 0, added: [], updated: [], removed: [], assigned: [], invalid: 0 };

@@ -162,34 +162,61 @@ function loadModules(): () => Promise<TaskModules> {
     })));
 }
 
-function toRecord(r: Omit<TaskRow, 'prio_rank' | 'size' | 'mtime_ms'> & Partial<{ l_holder: string | null; l_token: number | null; l_run: string | null; l_exp: number | null }>): TaskRecord {
-  return {
-    id: r.id,
-    folder: r.folder,
-    file: r.file,
-    title: r.title,
-    priority: r.priority,
-    status: (r.status ?? null) as TaskStatus | null,
-    agent: r.agent,
-    dependsOn: JSON.parse(r.depends_on) as string[],
-    resources: JSON.parse(r.resources) as string[],
-    tags: JSON.parse(r.tags) as string[],
-    valid: r.valid === 1,
-    warnings: JSON.parse(r.problems) as string[],
-    attempts: r.attempts,
-    createdMs: r.created_ms,
-    updatedMs: r.updated_ms,
-    lease:
-      r.l_token !== null && r.l_token !== undefined
-        ? { holder: r.l_holder ?? '', token: r.l_token, runId: r.l_run ?? '', expiresMs: r.l_exp ?? 0 }
-        : null,
-  };
-}
+type LeasedRow = Omit<TaskRow, 'prio_rank' | 'size' | 'mtime_ms'> & Partial<{ l_holder: string | null; l_token: number | null; l_run: string | null; l_exp: number | null }>;
 
-// Only the columns a record needs: `list` over 10,000 tasks is on the CLI's hot path.
+// Only the columns a record needs, in the order `recordOf` reads them: `list` over 10,000 tasks is
+// on the CLI's hot path, and reads them as arrays (an object per row costs more than the record).
 const WITH_LEASE = `SELECT t.id, t.folder, t.file, t.title, t.priority, t.status, t.agent, t.depends_on, t.resources, t.tags,
   t.valid, t.problems, t.attempts, t.created_ms, t.updated_ms, l.holder AS l_holder, l.token AS l_token, l.run_id AS l_run, l.expires_ms AS l_exp
   FROM tasks t LEFT JOIN leases l ON l.task_id = t.id`;
+
+/** A record from a WITH_LEASE row as an array, in its column order. */
+function recordOf(a: readonly unknown[]): TaskRecord {
+  const token = a[16] as number | null;
+  return {
+    id: a[0] as string,
+    folder: a[1] as TaskFolder,
+    file: a[2] as string,
+    title: a[3] as string,
+    priority: a[4] as TaskRecord['priority'],
+    status: (a[5] ?? null) as TaskStatus | null,
+    agent: a[6] as string | null,
+    dependsOn: JSON.parse(a[7] as string) as string[],
+    resources: JSON.parse(a[8] as string) as string[],
+    tags: JSON.parse(a[9] as string) as string[],
+    valid: a[10] === 1,
+    warnings: JSON.parse(a[11] as string) as string[],
+    attempts: a[12] as number,
+    createdMs: a[13] as number,
+    updatedMs: a[14] as number,
+    lease: token !== null && token !== undefined ? { holder: (a[15] as string | null) ?? '', token, runId: (a[17] as string | null) ?? '', expiresMs: (a[18] as number | null) ?? 0 } : null,
+  };
+}
+
+/** The same record from a row object (ready rows carry no lease columns). */
+function toRecord(r: LeasedRow): TaskRecord {
+  return recordOf([
+    r.id,
+    r.folder,
+    r.file,
+    r.title,
+    r.priority,
+    r.status,
+    r.agent,
+    r.depends_on,
+    r.resources,
+    r.tags,
+    r.valid,
+    r.problems,
+    r.attempts,
+    r.created_ms,
+    r.updated_ms,
+    r.l_holder ?? null,
+    r.l_token ?? null,
+    r.l_run ?? null,
+    r.l_exp ?? null,
+  ]);
+}
 
 /** Sentinel thrown inside a transaction to roll it back and report a lost race. */
 class LostRace extends Error {}
@@ -641,15 +668,15 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
       if (s === 'ready') return this.ready();
       const rows = db.read(() =>
         s === undefined
-          ? db.all<TaskRow>(`${WITH_LEASE} ORDER BY t.folder, t.prio_rank, t.created_ms, t.id`)
-          : db.all<TaskRow>(`${WITH_LEASE} WHERE t.folder = ? OR t.status = ? ORDER BY t.prio_rank, t.created_ms, t.id`, [s, s]),
+          ? db.rows(`${WITH_LEASE} ORDER BY t.folder, t.prio_rank, t.created_ms, t.id`)
+          : db.rows(`${WITH_LEASE} WHERE t.folder = ? OR t.status = ? ORDER BY t.prio_rank, t.created_ms, t.id`, [s, s]),
       );
-      return rows.map(toRecord);
+      return rows.map(recordOf);
     },
 
     async get(id) {
-      const r = db.get<TaskRow>(`${WITH_LEASE} WHERE t.id = ?`, [id]);
-      return r ? toRecord(r) : null;
+      const r = db.rows(`${WITH_LEASE} WHERE t.id = ?`, [id])[0];
+      return r ? recordOf(r) : null;
     },
 
     async ready(o = {}) {

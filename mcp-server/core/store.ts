@@ -21,6 +21,8 @@ export interface Db {
   run(sql: string, params?: SqlParams): RunInfo;
   get<T = Record<string, unknown>>(sql: string, params?: SqlParams): T | undefined;
   all<T = Record<string, unknown>>(sql: string, params?: SqlParams): T[];
+  /** `all` with each row an array in column order: for big result sets, where an object per row costs. */
+  rows(sql: string, params?: SqlParams): unknown[][];
   /** Many statements, no parameters (DDL). */
   exec(sql: string): void;
   /** Read-then-write: BEGIN IMMEDIATE ... COMMIT, durable (synchronous=FULL) on commit. */
@@ -200,6 +202,15 @@ function wrap(raw: Database.Database, wal: WalSyncer | null, busyTimeoutMs: numb
     }
     return s;
   };
+  const rawCache = new Map<string, Database.Statement>();
+  const rawStmt = (sql: string): Database.Statement => {
+    let s = rawCache.get(sql);
+    if (!s) {
+      s = raw.prepare(sql).raw(true);
+      rawCache.set(sql, s);
+    }
+    return s;
+  };
   const bind = (params: SqlParams | undefined): unknown[] =>
     params === undefined ? [] : Array.isArray(params) ? [...params] : [params];
   // Switched around an immediateAsync commit only (no I/O: the setting is per connection).
@@ -264,6 +275,7 @@ function wrap(raw: Database.Database, wal: WalSyncer | null, busyTimeoutMs: numb
     },
     get: <T>(sql: string, params?: SqlParams) => stmt(sql).get(...bind(params)) as T | undefined,
     all: <T>(sql: string, params?: SqlParams) => stmt(sql).all(...bind(params)) as T[],
+    rows: (sql, params) => rawStmt(sql).all(...bind(params)) as unknown[][],
     exec: (sql) => {
       raw.exec(sql);
     },
