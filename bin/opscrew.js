@@ -21,6 +21,16 @@ if (typeof nodeModule.enableCompileCache === 'function') {
 
 const argv = process.argv.slice(2);
 
+// A reader that stops early (`opscrew tasks list --json | head`) closes the pipe: stop quietly with
+// the exit code so far, as command-line tools do on SIGPIPE, instead of dying on an unhandled
+// 'error' event with a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e) => {
+    if (e.code !== 'EPIPE') throw e;
+    process.exit(process.exitCode ?? 0);
+  });
+}
+
 async function run() {
   if (argv.includes('mcp')) {
     const mcp = await mcpFastPath();

@@ -1,7 +1,7 @@
 // The CLI as a person and a script use it: real `node bin/opscrew.js` processes against
 // temp workspaces (built by `npm test` before vitest runs).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -19,6 +19,18 @@ function opscrew(args: string[], opts: { cwd?: string; env?: Record<string, stri
   const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', LANG: 'C.UTF-8', ...opts.env };
   const r = spawnSync(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? ROOT, env, encoding: 'utf8', timeout: 60_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Runs the CLI with a reader that takes the first chunk of stdout and closes the pipe. */
+function opscrewThenClose(args: string[], cwd: string): Promise<{ code: number | null; signal: string | null; stderr: string }> {
+  return new Promise((done) => {
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', LANG: 'C.UTF-8' };
+    const p = spawn(process.execPath, [BIN, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    p.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+    p.stdout.once('data', () => p.stdout.destroy());
+    p.on('close', (code, signal) => done({ code, signal, stderr }));
+  });
 }
 
 const temps: string[] = [];
@@ -140,6 +152,19 @@ describe('opscrew tasks new → list → show', () => {
     expect(existsSync(join(ws, file))).toBe(true);
     const list = JSON.parse(opscrew(['tasks', 'list', '--json'], { env: { OPSCREW_WORKSPACE: ws }, cwd: tmpdir() }).stdout) as { tasks: Array<{ title: string }> };
     expect(list.tasks.map((t) => t.title)).toEqual(['From the env']);
+  });
+
+  it('stops quietly when the reader closes the pipe early (`tasks list --json | head`)', async () => {
+    const ws = workspace();
+    // Enough output to outgrow the pipe's buffer, so the write after the close meets EPIPE.
+    for (let i = 1; i <= 600; i++) {
+      writeFileSync(join(ws, 'tasks', 'backlog', `t${i}.md`), `---\nid: TASK-${String(i).padStart(3, '0')}\ntitle: ${'pipe test '.repeat(20)}${i}\n---\n# t${i}\n\n## Acceptance Criteria\n- [ ] N/A - nothing\n`);
+    }
+    expect(opscrew(['--workspace', ws, 'tasks', 'list', '--json']).stdout.length).toBeGreaterThan(256 * 1024);
+    const r = await opscrewThenClose(['--workspace', ws, 'tasks', 'list', '--json'], ws);
+    expect(r.stderr).toBe('');
+    expect(r.signal).toBeNull();
+    expect(r.code).toBe(0);
   });
 
   it('refuses a folder that is not a workspace with exit 6', () => {
