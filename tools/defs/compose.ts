@@ -146,9 +146,17 @@ export function parseCompose(words: readonly Word[], ctx: ParseContext): ParseRe
       verb: sub,
       program: ['docker', 'compose'],
       args,
-      class: cls,
+      class: configClass(sub, subArgs.value.flags) ?? cls,
       scope: { project },
       ...(sub === 'up' ? { preflight: 'compose-config' as const } : {}),
     }),
   );
+}
+
+// `config` prints the project resolved, its environment interpolated (secrets from .env): a
+// sensitive read, except when it prints only names (--services, --volumes, --images) or nothing
+// (-q, the check before every `up`).
+function configClass(sub: string, flags: ReadonlyMap<string, string | true>): OpClass | null {
+  if (sub !== 'config') return null;
+  return ['quiet', 'services', 'volumes', 'images'].some((f) => flags.get(f) === true) ? null : 'sensitive-read';
 }

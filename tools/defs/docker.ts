@@ -47,7 +47,27 @@ export function parseDocker(words: readonly Word[], _ctx: ParseContext): ParseRe
   if (sub === 'logs' && positionals.length !== 1) return unparseable('docker logs: name exactly one container');
   if (sub === 'inspect' && positionals.length === 0) return unparseable('docker inspect: name at least one object');
   if (sub === 'stats' && !flags.has('no-stream')) return refused('docker stats: without --no-stream it never ends; add --no-stream');
-  return ok(makeCall({ tool: 'docker', verb: sub, program: ['docker'], args: [sub, ...parsed.value.texts], class: cls, scope: {} }));
+  const format = flags.get('format');
+  const klass: OpClass = sub === 'inspect' && !(typeof format === 'string' && safeInspectFormat(format)) ? 'sensitive-read' : cls;
+  return ok(makeCall({ tool: 'docker', verb: sub, program: ['docker'], args: [sub, ...parsed.value.texts], class: klass, scope: {} }));
+}
+
+// `docker inspect` prints a container's environment (Config.Env), where secrets live: it is a
+// sensitive read, except with a -f template that only reads fields from these roots (state,
+// identity, networking, mounts), as health checks do. (docker keeps the last -f, as this map does.)
+const SAFE_INSPECT_ROOTS = new Set(['State', 'Name', 'Id', 'Created', 'RestartCount', 'Image', 'Platform', 'Driver', 'NetworkSettings', 'Mounts']);
+const INSPECT_ACTION = /^\s*(?:json\s+)?\.([A-Z][A-Za-z0-9]*)(?:\.[A-Za-z0-9]+)*\s*$/;
+
+/** True when every {{action}} of the template is `.Root.Field…` (or `json .Root…`) with a safe root. */
+export function safeInspectFormat(template: string): boolean {
+  const actions = [...template.matchAll(/\{\{(.*?)\}\}/g)];
+  if (actions.length === 0) return false;
+  const outside = template.replace(/\{\{.*?\}\}/g, '');
+  if (outside.includes('{{') || outside.includes('}}')) return false;
+  return actions.every((a) => {
+    const m = INSPECT_ACTION.exec(a[1] ?? '');
+    return m !== null && SAFE_INSPECT_ROOTS.has(m[1] ?? '');
+  });
 }
 
 export function dockerVerbs(): string {

@@ -8,6 +8,7 @@ import { makeCall, named, ok, parseFlags, refused, type FlagTable, type ParseCon
 export const JOURNALCTL_CLASSES: Readonly<Record<string, OpClass>> = { read: 'read' };
 
 const OUTPUTS = new Set(['short', 'short-iso', 'short-precise', 'short-monotonic', 'cat', 'json', 'json-pretty', 'verbose', 'with-unit']);
+const FULL_OUTPUTS = new Set(['json', 'json-pretty', 'verbose']);
 
 const FLAGS: FlagTable = {
   bool: {
@@ -64,5 +65,8 @@ export function parseJournalctl(words: readonly Word[], _ctx: ParseContext): Par
   if (typeof lines === 'string' && !/^\+?\d{1,9}$/.test(lines)) return refused(`journalctl: \`--lines ${lines}\` is not a line count`);
   const boot = flags.get('boot');
   if (typeof boot === 'string' && !BOOT_ARG.test(boot)) return refused(`journalctl: \`--boot ${boot}\` is not a boot id or offset`);
-  return ok(makeCall({ tool: 'journalctl', verb: 'read', program: ['journalctl'], args: parsed.value.texts, class: 'read', scope: {} }));
+  // verbose and json print every field of every entry, each process's command line included
+  // (where a --password=… would show): sensitive reads. journalctl keeps the last -o, as does this map.
+  const cls: OpClass = typeof out === 'string' && FULL_OUTPUTS.has(out) ? 'sensitive-read' : 'read';
+  return ok(makeCall({ tool: 'journalctl', verb: 'read', program: ['journalctl'], args: parsed.value.texts, class: cls, scope: {} }));
 }

@@ -66,5 +66,25 @@ export function parseSystemctl(words: readonly Word[], _ctx: ParseContext): Pars
     if (u.text.startsWith('-') || !pattern.test(u.text))
       return refused(`systemctl ${verb}: ${named(u)} is not a unit name${cls === 'read' ? '' : ' (patterns are allowed only for read verbs)'}`);
   }
-  return ok(makeCall({ tool: 'systemctl', verb, program: ['systemctl'], args: parsed.value.texts, class: cls, scope: {} }));
+  return ok(makeCall({ tool: 'systemctl', verb, program: ['systemctl'], args: parsed.value.texts, class: showClass(verb, parsed.value.texts, parsed.value.flags) ?? cls, scope: {} }));
+}
+
+// `show` prints every property, the unit's Environment= included, and `cat` prints the unit files
+// that set it: sensitive reads, except `show` with one -p list of properties from this set.
+const SAFE_PROPERTIES = new Set([
+  'Id', 'Names', 'Description', 'LoadState', 'ActiveState', 'SubState', 'UnitFileState', 'Result', 'Type', 'Restart',
+  'MainPID', 'ExecMainPID', 'ExecMainCode', 'ExecMainStatus', 'NRestarts', 'FragmentPath',
+  'ActiveEnterTimestamp', 'ActiveExitTimestamp', 'InactiveEnterTimestamp', 'InactiveExitTimestamp', 'StateChangeTimestamp',
+  'MemoryCurrent', 'CPUUsageNSec', 'TasksCurrent', 'CanStart', 'CanStop', 'CanReload',
+]);
+
+function showClass(verb: string, texts: readonly string[], flags: ReadonlyMap<string, string | true>): OpClass | null {
+  if (verb === 'cat') return 'sensitive-read';
+  if (verb !== 'show') return null;
+  // systemctl adds up repeated -p, while the flag map keeps the last: every word that may carry
+  // one counts (a short bundle with a p in it too), and more than one is not looked into.
+  const spellings = texts.filter((t) => t === '--property' || t.startsWith('--property=') || (/^-[^-]/.test(t) && t.includes('p')));
+  const props = flags.get('property');
+  if (spellings.length !== 1 || typeof props !== 'string') return 'sensitive-read';
+  return props.split(',').every((p) => SAFE_PROPERTIES.has(p.trim())) ? null : 'sensitive-read';
 }

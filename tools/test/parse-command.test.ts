@@ -86,7 +86,11 @@ table('compose', [
   { line: 'docker compose -p shop ps', tool: 'compose', verb: 'ps', cls: 'read', scope: { project: 'shop' }, canonical: 'docker compose -f /srv/shop/docker-compose.yml -p shop ps' },
   { line: 'docker-compose -p shop ps', tool: 'compose', verb: 'ps', cls: 'read', canonical: 'docker compose -f /srv/shop/docker-compose.yml -p shop ps' },
   { line: 'docker compose -f /srv/shop/docker-compose.yml logs --tail 20 web', tool: 'compose', verb: 'logs', cls: 'read', scope: { project: 'shop' } },
-  { line: 'docker compose -p shop config', tool: 'compose', verb: 'config', cls: 'read' },
+  // config prints the project with its environment interpolated: names only or nothing is a plain read.
+  { line: 'docker compose -p shop config', tool: 'compose', verb: 'config', cls: 'sensitive-read' },
+  { line: 'docker compose -p shop config --format json', tool: 'compose', verb: 'config', cls: 'sensitive-read' },
+  { line: 'docker compose -p shop config -q', tool: 'compose', verb: 'config', cls: 'read' },
+  { line: 'docker compose -p shop config --services', tool: 'compose', verb: 'config', cls: 'read' },
   { line: 'docker compose -p shop up -d --wait', tool: 'compose', verb: 'up', cls: 'mutate', preflight: 'compose-config' },
   { line: 'docker compose --project-name shop restart web', tool: 'compose', verb: 'restart', cls: 'mutate' },
   { line: 'docker compose -p shop pull', tool: 'compose', verb: 'pull', cls: 'mutate' },
@@ -99,7 +103,15 @@ table('docker', [
   { line: 'docker ps -a', tool: 'docker', verb: 'ps', cls: 'read', canonical: 'docker ps -a' },
   { line: "docker ps --format '{{.Names}}'", tool: 'docker', verb: 'ps', cls: 'read' },
   { line: 'docker logs --tail 20 web', tool: 'docker', verb: 'logs', cls: 'read' },
-  { line: 'docker inspect web', tool: 'docker', verb: 'inspect', cls: 'read' },
+  // inspect prints Config.Env: a sensitive read, except a -f template reading state, identity or network.
+  { line: 'docker inspect web', tool: 'docker', verb: 'inspect', cls: 'sensitive-read' },
+  { line: "docker inspect -f '{{.State.Health.Status}}' web", tool: 'docker', verb: 'inspect', cls: 'read' },
+  { line: "docker inspect --format '{{.Name}} {{json .NetworkSettings.Ports}}' web", tool: 'docker', verb: 'inspect', cls: 'read' },
+  { line: "docker inspect -f '{{.Config.Env}}' web", tool: 'docker', verb: 'inspect', cls: 'sensitive-read' },
+  { line: "docker inspect -f '{{json .}}' web", tool: 'docker', verb: 'inspect', cls: 'sensitive-read' },
+  { line: "docker inspect -f '{{range .Config.Env}}{{.}}{{end}}' web", tool: 'docker', verb: 'inspect', cls: 'sensitive-read' },
+  { line: "docker inspect -f '{{.State.Status}}' -f '{{.Config.Env}}' web", tool: 'docker', verb: 'inspect', cls: 'sensitive-read' },
+  { line: "docker inspect -f '{{.State.Status}} {{index .Config.Labels \"x\"}}' web", tool: 'docker', verb: 'inspect', cls: 'sensitive-read' },
   { line: 'docker stats --no-stream', tool: 'docker', verb: 'stats', cls: 'read' },
 ]);
 
@@ -125,7 +137,20 @@ table('systemctl / journalctl', [
   { line: 'systemctl stop nginx', tool: 'systemctl', verb: 'stop', cls: 'destructive' },
   { line: 'systemctl mask nginx', tool: 'systemctl', verb: 'mask', cls: 'destructive' },
   { line: 'journalctl -u nginx -n 50 --no-pager', tool: 'journalctl', verb: 'read', cls: 'read' },
-  { line: "journalctl -u nginx --since '1 hour ago' -o json -p err -b -1", tool: 'journalctl', verb: 'read', cls: 'read' },
+  // json and verbose print every field, each process's command line included.
+  { line: "journalctl -u nginx --since '1 hour ago' -o json -p err -b -1", tool: 'journalctl', verb: 'read', cls: 'sensitive-read' },
+  { line: 'journalctl -u nginx -o verbose', tool: 'journalctl', verb: 'read', cls: 'sensitive-read' },
+  { line: 'journalctl -u nginx -o short-iso -n 50', tool: 'journalctl', verb: 'read', cls: 'read' },
+  { line: 'journalctl -u nginx -o json -o cat', tool: 'journalctl', verb: 'read', cls: 'read' },
+  // show prints Environment=, cat the unit files that set it; one -p list of safe properties is a plain read.
+  { line: 'systemctl show nginx', tool: 'systemctl', verb: 'show', cls: 'sensitive-read' },
+  { line: 'systemctl show nginx -p ActiveState,SubState,NRestarts', tool: 'systemctl', verb: 'show', cls: 'read' },
+  { line: 'systemctl show nginx --property=MainPID --value', tool: 'systemctl', verb: 'show', cls: 'read' },
+  { line: 'systemctl show nginx -p ActiveState,Environment', tool: 'systemctl', verb: 'show', cls: 'sensitive-read' },
+  { line: 'systemctl show nginx -p ActiveState -p Environment', tool: 'systemctl', verb: 'show', cls: 'sensitive-read' },
+  { line: 'systemctl show nginx -ap ActiveState', tool: 'systemctl', verb: 'show', cls: 'read' },
+  { line: 'systemctl show nginx -p ActiveState -ap Environment', tool: 'systemctl', verb: 'show', cls: 'sensitive-read' },
+  { line: 'systemctl cat nginx', tool: 'systemctl', verb: 'cat', cls: 'sensitive-read' },
 ]);
 
 table('ssh', [
