@@ -205,20 +205,34 @@ export async function resolvePath(p: string, keepLast = false): Promise<string> 
   }
 }
 
-async function contained(p: string, roots: string[], keepLast = false): Promise<string | Refusal> {
-  if (p.includes('\0') || p.includes('\n')) return new Refusal('files-path', 'files: NUL or newline in a path');
-  if (!isAbsolute(p)) return new Refusal('files-path', `files: ${p} is not an absolute path`);
+async function contained(p: string, roots: string[], keepLast = false, tool = 'files'): Promise<string | Refusal> {
+  if (p.includes('\0') || p.includes('\n')) return new Refusal(`${tool}-path`, `${tool}: NUL or newline in a path`);
+  if (!isAbsolute(p)) return new Refusal(`${tool}-path`, `${tool}: ${p} is not an absolute path`);
   let real: string;
   try {
     real = await resolvePath(p, keepLast);
   } catch (e) {
-    return new Refusal('files-path', `files: cannot resolve ${p}: ${errText(e)}`);
+    return new Refusal(`${tool}-path`, `${tool}: cannot resolve ${p}: ${errText(e)}`);
   }
   if (!roots.some((r) => inside(real, r))) {
     const via = real === resolve(p) ? '' : ` (resolves to ${real})`;
-    return new Refusal('files-outside-roots', `files: ${p}${via} is outside the configured roots (${roots.join(', ') || 'none'})`);
+    return new Refusal(`${tool}-outside-roots`, `${tool}: ${p}${via} is outside the configured roots (${roots.join(', ') || 'none'})`);
   }
   return real;
+}
+
+/**
+ * For a program that opens files itself (kubectl -f, --from-file): the policy checked its paths
+ * as written; here each is resolved through its symlinks, as the kernel will, and must still be
+ * inside a configured root (also resolved). Null when all are; else the refusal for the first.
+ */
+export async function pathsWithinRoots(tool: string, paths: readonly string[], roots: string[]): Promise<{ code: string; message: string } | null> {
+  const real = await resolveRoots(roots);
+  for (const p of paths) {
+    const r = await contained(p, real, false, tool);
+    if (r instanceof Refusal) return { code: r.code, message: r.message };
+  }
+  return null;
 }
 
 /** Appends to a byte-capped output. */

@@ -3,7 +3,7 @@
 // at exec time, pipes output through the read-only filters without a shell, and scrubs every
 // byte of output before it leaves.
 import { baseEnv, runProcess } from './exec.js';
-import { FILES_VERBS, runFilesCall } from './files-ops.js';
+import { FILES_VERBS, pathsWithinRoots, runFilesCall } from './files-ops.js';
 import { runFilters } from './filters-run.js';
 import { runHttpCall } from './http-client.js';
 import { joinWords } from './tokenize.js';
@@ -274,6 +274,10 @@ async function runInner(call: ToolCall, ctx: ToolContext, started: number): Prom
     main = inv;
     pipeline = [...(call.remote?.pipeline ?? []), ...call.pipeline];
   } else {
+    if (call.tool === 'kubectl' && call.scope.paths !== undefined && call.scope.paths.length > 0) {
+      const outside = await pathsWithinRoots('kubectl', call.scope.paths, ctx.env.files?.roots ?? []);
+      if (outside) return refusedOutcome(outside, started);
+    }
     const argv = await argvFor(call, ctx, false);
     if (!Array.isArray(argv)) return refusedOutcome(argv, started);
     main = { argv, env: envFor(call, ctx), canonical: call.canonical };

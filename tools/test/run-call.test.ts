@@ -1,7 +1,7 @@
 // The executor's argv and env building, pre-steps, secret reveal/scrub and filters, driven by
 // parsed command lines. A recording spawner stands in where the program (kubectl against a
 // cluster, docker) is not what is under test; real processes are used where they are.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -55,13 +55,13 @@ function ctx(spawn: ToolContext['spawn'], extra: Partial<ToolContext> = {}): Too
 describe('kubectl', () => {
   it('apply runs a recorded server-side dry run first, with KUBECONFIG only in the child env', async () => {
     const rec = recorder({ 'apply': { stdout: 'deployment.apps/web configured\n' } });
-    const r = await runToolCall(parse('kubectl -n ffl apply -f /srv/web.yaml'), ctx(rec.spawn));
+    const r = await runToolCall(parse(`kubectl -n ffl apply -f ${dir}/web.yaml`), ctx(rec.spawn));
     expect(rec.spawned.map((s) => [s.file, ...s.args].join(' '))).toEqual([
-      'kubectl --context mini -n ffl apply --filename=/srv/web.yaml --dry-run=server',
-      'kubectl --context mini -n ffl apply --filename=/srv/web.yaml',
+      `kubectl --context mini -n ffl apply --filename=${dir}/web.yaml --dry-run=server`,
+      `kubectl --context mini -n ffl apply --filename=${dir}/web.yaml`,
     ]);
     expect(r.preSteps).toEqual([
-      { canonical: 'kubectl --context mini -n ffl apply --filename=/srv/web.yaml --dry-run=server', exitCode: 0, excerpt: 'deployment.apps/web configured\n' },
+      { canonical: `kubectl --context mini -n ffl apply --filename=${dir}/web.yaml --dry-run=server`, exitCode: 0, excerpt: 'deployment.apps/web configured\n' },
     ]);
     expect(r.exitCode).toBe(0);
     expect(rec.spawned[1]?.env).toEqual(baseEnv({ SSH_AUTH_SOCK: '/run/agent.sock', KUBECONFIG: '/etc/opscrew/kubeconfig' }));
@@ -69,11 +69,31 @@ describe('kubectl', () => {
 
   it('a failing dry run stops the apply', async () => {
     const rec = recorder({ 'dry-run=server': { exitCode: 1, stderr: 'error: admission webhook denied' } });
-    const r = await runToolCall(parse('kubectl -n ffl apply -f /srv/web.yaml'), ctx(rec.spawn));
+    const r = await runToolCall(parse(`kubectl -n ffl apply -f ${dir}/web.yaml`), ctx(rec.spawn));
     expect(rec.spawned).toHaveLength(1);
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain('admission webhook denied');
     expect(r.preSteps?.[0]?.exitCode).toBe(1);
+  });
+
+  it('refuses a -f path that resolves outside the file roots through a symlink, running nothing', async () => {
+    const outside = mkdtempSync(join(tmpdir(), 'opscrew-runcall-outside-'));
+    try {
+      writeFileSync(join(outside, 'web.yaml'), 'kind: ConfigMap\n');
+      symlinkSync(outside, join(dir, 'escape'));
+      const rec = recorder();
+      // As written the path is inside the roots (what the policy checks); the kernel follows the link.
+      const r = await runToolCall(parse(`kubectl -n ffl apply -f ${dir}/escape/web.yaml`), ctx(rec.spawn));
+      expect(rec.spawned).toEqual([]);
+      expect(r.exitCode).toBeNull();
+      expect(r.stderr).toContain('is outside the configured roots');
+      expect(r.stderr).toContain(`resolves to ${outside}/web.yaml`);
+      const from = await runToolCall(parse(`kubectl -n ffl create configmap web --from-file=app.yaml=${dir}/escape/web.yaml`), ctx(rec.spawn));
+      expect(from.exitCode).toBeNull();
+      expect(rec.spawned).toEqual([]);
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
   });
 
   it('a read runs once, no pre-step', async () => {
