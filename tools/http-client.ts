@@ -147,6 +147,12 @@ export function vetTarget(url: URL, method: string, allow: readonly string[], ca
   return null;
 }
 
+/** A host outside the caller's own http hosts (a specialist's `http_hosts`), if it has any. */
+export function vetCallerHost(url: URL, hosts: readonly string[] | undefined): Refusal | null {
+  if (hosts === undefined || hosts.includes('*') || hostAllowed(url.hostname, hosts)) return null;
+  return { code: 'http-host-out-of-scope', message: `${normalizeHost(url.hostname)} is not one of this agent's http hosts (${hosts.join(', ') || 'none'})` };
+}
+
 // ---------------------------------------------------------------- one request
 
 interface HopResult {
@@ -430,7 +436,7 @@ export async function runHttpCall(call: ToolCall, ctx: ToolContext, deps: HttpDe
     if (current.protocol !== 'http:' && current.protocol !== 'https:') {
       return finalize(1, `Protocol "${current.protocol.replace(/:$/, '')}" not supported`, current.href);
     }
-    const targetRefusal = vetTarget(current, method, allow, carriesSecrets);
+    const targetRefusal = vetTarget(current, method, allow, carriesSecrets) ?? vetCallerHost(current, ctx.httpHosts);
     if (targetRefusal) return refusedOutcome(hopMessage(targetRefusal, redirects, current), started, scrub);
 
     const host = normalizeHost(current.hostname);

@@ -132,6 +132,11 @@ export interface ToolContext {
   signal?: AbortSignal;
   /** Process runner; defaults to tools/exec.ts `runProcess`. Tests pass a spy. */
   spawn?: Spawner;
+  /**
+   * The hosts this caller may reach over http (a specialist's `http_hosts`): the policy checks
+   * the URL as written, the http tool holds every redirect hop to them too.
+   */
+  httpHosts?: readonly string[];
 }
 
 export interface SpawnRequest {

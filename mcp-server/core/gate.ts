@@ -257,11 +257,13 @@ export async function runLine(deps: GateDeps, input: LineInput): Promise<GateRes
     }
   }
 
+  const httpHosts = input.scope === 'person' ? undefined : input.scope.tools.http?.http_hosts;
   const ctx: ToolContext = {
     env: toolEnv,
     secrets: deps.broker,
     timeoutMs: config.timeouts.command,
     outputCap: config.output_cap,
+    ...(httpHosts ? { httpHosts } : {}),
     ...(deps.signal ? { signal: deps.signal } : {}),
     ...(deps.spawn ? { spawn: deps.spawn } : {}),
   };

@@ -86,8 +86,14 @@ describe('runLine: the holes above spawn and send nothing', () => {
     calls = [];
     hits = 0;
     // "localhost" stands in for a host outside http.allow; it must never be contacted.
-    server = http.createServer((_req, res) => {
+    server = http.createServer((req, res) => {
       hits += 1;
+      if (req.url === '/bounce') {
+        // Redirects to another name of this same server: out of a specialist's http_hosts.
+        res.writeHead(302, { Location: `http://localhost:${port}/` });
+        res.end();
+        return;
+      }
       res.end('ok\n');
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
@@ -134,5 +140,14 @@ describe('runLine: the holes above spawn and send nothing', () => {
     const okRun = await runLine(deps(broker), { line: `curl -s -H 'X-Api-Key: ${handle}' http://127.0.0.1:${port}/`, agent: 'web', scope: web });
     expect(okRun.executed).toBe(true);
     expect(hits).toBe(1);
+  });
+
+  it("a redirect out of a specialist's http_hosts is not followed", async () => {
+    const pinned: AgentScope = { name: 'web', tools: { http: { mode: 'read', http_hosts: ['127.0.0.1'] } } };
+    const r = await runLine(deps(), { line: `curl -sL http://127.0.0.1:${port}/bounce`, agent: 'web', scope: pinned });
+    expect(r.decision.verdict).toBe('allow'); // the URL as written is in scope
+    expect(r.ok).toBe(false);
+    expect(r.outcome?.stderr).toContain("localhost is not one of this agent's http hosts (127.0.0.1)");
+    expect(hits).toBe(1); // the bounce only
   });
 });

@@ -182,6 +182,23 @@ describe('address and host safety', () => {
     expect(r.refused?.code).toBe('http-link-local-address');
   });
 
+  it("holds every redirect hop to the caller's own http hosts (a specialist's http_hosts)", async () => {
+    // other.test resolves to the same loopback server: only the name is out of this caller's scope.
+    const lookup: HttpDeps['lookup'] = async () => [{ address: '127.0.0.1', family: 4 }];
+    const port = new URL(srv.base).port;
+    const to = encodeURIComponent(`http://other.test:${port}/health`);
+    const n = srv.requests.length;
+    const scoped = await run(['-sL', `${srv.base}/redirect?to=${to}`], ctx({ httpHosts: ['127.0.0.1'] }), { lookup });
+    expect(scoped.exitCode).toBeNull();
+    expect(scoped.refused?.code).toBe('http-host-out-of-scope');
+    expect(scoped.stderr).toContain('redirect 1');
+    expect(scoped.stderr).toContain("other.test is not one of this agent's http hosts (127.0.0.1)");
+    expect(srv.requests.length).toBe(n + 1);
+    // Without a host list (a person), or with the name in it, the redirect is followed.
+    expect((await run(['-sL', `${srv.base}/redirect?to=${to}`], ctx(), { lookup })).exitCode).toBe(0);
+    expect((await run(['-sL', `${srv.base}/redirect?to=${to}`], ctx({ httpHosts: ['127.0.0.1', '*.test'] }), { lookup })).exitCode).toBe(0);
+  });
+
   it('refuses unspecified, metadata and link-local addresses in every spelling', async () => {
     const cases: Array<[string, string]> = [
       [`http://0.0.0.0:${srv.port}/health`, 'http-unspecified-address'],
