@@ -9,7 +9,7 @@ import { parseConfigText, type Config } from '../mcp-server/core/config.js';
 import { loadSpecialists, type Specialist } from '../mcp-server/core/specialists.js';
 import { openStore, type Store } from '../mcp-server/core/store.js';
 import { resolveWorkspace, ensureWorkspace, type Workspace } from '../mcp-server/core/workspace.js';
-import { createFolderQueue } from '../mcp-server/core/queue.js';
+import { createFolderQueue, type Claim } from '../mcp-server/core/queue.js';
 import { runCrew, type CrewSummary } from '../agents/runtime/crew.js';
 import type { CrewEvent } from '../agents/runtime/progress.js';
 import { startHttpTargets, type HttpTargets } from './harness/http-targets.js';
@@ -799,13 +799,12 @@ curl -fsS BASE/echo/orphan
   });
 });
 
-describe('retrospectives a stopped crew did not write', () => {
-  it('are written by the next crew from the recorded run; recent runs are left to the crew that owns them', async () => {
-    const env = setup();
-    const task = (id: string): string => `---
+/** A one-step task that ran before the crew under test started: its file and a finished run. */
+function ranEarlier(id: string): string {
+  return `---
 id: ${id}
 ---
-# Ran, then the crew stopped before its retrospective
+# Ran before this crew started
 
 ## Steps
 \`\`\`sh
@@ -815,27 +814,37 @@ curl -fsS BASE/health
 ## Acceptance Criteria
 - [ ] N/A - nothing to check
 `;
-    drop(env, 'old.md', task('TASK-711'));
-    drop(env, 'recent.md', task('TASK-712'));
+}
+
+/** Claims and completes a task the way a crew that is gone now did, `agoMs` ago; returns the claim. */
+async function finishedBefore(env: Env, id: string, agoMs: number): Promise<Claim> {
+  const q = createFolderQueue({ workspace: env.ws, store: env.store, holder: 'gone:1:abc', now: () => Date.now() - agoMs });
+  await q.scan();
+  const c = await q.claim({ id });
+  if (!c) throw new Error(`${id} was not claimable`);
+  const done = await q.complete(c);
+  if (!done.ok) throw new Error(done.message);
+  return c;
+}
+
+describe('retrospectives a stopped crew did not write', () => {
+  it('are written by the next crew from the recorded run; recent runs are left to the crew that owns them', async () => {
+    const env = setup();
+    drop(env, 'old.md', ranEarlier('TASK-711'));
+    drop(env, 'recent.md', ranEarlier('TASK-712'));
     // A "previous crew" ran both and stopped before writing their retrospectives: one ended a
     // minute ago, the other just now (as a live peer's run would have).
-    const queueAt = (offsetMs: number) => createFolderQueue({ workspace: env.ws, store: env.store, holder: 'gone:1:abc', now: () => Date.now() + offsetMs });
-    const old = queueAt(-60_000);
-    await old.scan();
-    const c1 = await old.claim({ id: 'TASK-711' });
-    expect(c1 && (await old.complete(c1)).ok).toBe(true);
-    const recent = queueAt(0);
-    const c2 = await recent.claim({ id: 'TASK-712' });
-    expect(c2 && (await recent.complete(c2)).ok).toBe(true);
+    const c1 = await finishedBefore(env, 'TASK-711', 60_000);
+    const c2 = await finishedBefore(env, 'TASK-712', 0);
     const retroOf = (runId: string | undefined) => env.store.db.get<{ file: string; body: string }>('SELECT file, body FROM retrospectives WHERE run_id = ?', [runId ?? '']);
-    expect(retroOf(c1?.runId)).toBeUndefined();
+    expect(retroOf(c1.runId)).toBeUndefined();
 
     const s = await env.run();
     expect(s.runs).toEqual([]);
-    const row = retroOf(c1?.runId);
+    const row = retroOf(c1.runId);
     expect(row?.body).toContain('TASK-711');
     expect(readFileSync(join(env.ws.root, row?.file ?? 'missing'), 'utf8')).toBe(row?.body);
-    expect(retroOf(c2?.runId)).toBeUndefined();
+    expect(retroOf(c2.runId)).toBeUndefined();
     expect(env.events.some((e) => e.type === 'reconciled' && (e.data as { retrospectivesRecovered?: number } | undefined)?.retrospectivesRecovered === 1)).toBe(true);
 
     // Written once: the next start finds nothing missing for that run.
@@ -849,30 +858,13 @@ curl -fsS BASE/health
 describe('retrospective recovery in a running daemon', () => {
   it('recovers a missing retrospective once across many reconciles, without a narration, and never over one that exists', async () => {
     const env = setup();
-    const task = (id: string): string => `---
-id: ${id}
----
-# Ran before this daemon started
-
-## Steps
-\`\`\`sh
-curl -fsS BASE/health
-\`\`\`
-
-## Acceptance Criteria
-- [ ] N/A - nothing to check
-`;
-    drop(env, 'gap.md', task('TASK-721'));
-    drop(env, 'kept.md', task('TASK-722'));
-    const old = createFolderQueue({ workspace: env.ws, store: env.store, holder: 'gone:1:abc', now: () => Date.now() - 60_000 });
-    await old.scan();
-    const c1 = await old.claim({ id: 'TASK-721' });
-    expect(c1 && (await old.complete(c1)).ok).toBe(true);
-    const c2 = await old.claim({ id: 'TASK-722' });
-    expect(c2 && (await old.complete(c2)).ok).toBe(true);
+    drop(env, 'gap.md', ranEarlier('TASK-721'));
+    drop(env, 'kept.md', ranEarlier('TASK-722'));
+    const c1 = await finishedBefore(env, 'TASK-721', 60_000);
+    const c2 = await finishedBefore(env, 'TASK-722', 60_000);
     // TASK-722's run already has its retrospective (written by the crew that ran it).
     const { recordRunKnowledge } = await import('../mcp-server/core/retro.js');
-    const kept = recordRunKnowledge({ db: env.store.db, root: env.ws.root, retrospectivesDir: env.ws.retrospectives, now: Date.now }, { runId: c2?.runId ?? '' });
+    const kept = recordRunKnowledge({ db: env.store.db, root: env.ws.root, retrospectivesDir: env.ws.retrospectives, now: Date.now }, { runId: c2.runId });
     const keptText = readFileSync(kept?.retroFile ?? 'missing', 'utf8');
 
     let narrations = 0;
@@ -898,7 +890,7 @@ curl -fsS BASE/health
       },
       onProgress: (e) => events.push(e),
     });
-    await waitFor(() => (env.store.db.get('SELECT 1 AS x FROM retrospectives WHERE run_id = ?', [c1?.runId ?? '']) ? true : undefined));
+    await waitFor(() => (env.store.db.get('SELECT 1 AS x FROM retrospectives WHERE run_id = ?', [c1.runId]) ? true : undefined));
     await new Promise((r) => setTimeout(r, 400));
     stop.abort();
     await crew;
