@@ -193,21 +193,14 @@ function isBusy(e: unknown): boolean {
 
 function wrap(raw: Database.Database, wal: WalSyncer | null, busyTimeoutMs: number): Db {
   // Statement cache: the same SQL text is prepared once per connection.
+  // `arrays`: a separate statement whose rows come back as arrays (`rows`).
   const cache = new Map<string, Database.Statement>();
-  const stmt = (sql: string): Database.Statement => {
-    let s = cache.get(sql);
+  const stmt = (sql: string, arrays = false): Database.Statement => {
+    const key = arrays ? `\u0000rows\u0000${sql}` : sql;
+    let s = cache.get(key);
     if (!s) {
-      s = raw.prepare(sql);
-      cache.set(sql, s);
-    }
-    return s;
-  };
-  const rawCache = new Map<string, Database.Statement>();
-  const rawStmt = (sql: string): Database.Statement => {
-    let s = rawCache.get(sql);
-    if (!s) {
-      s = raw.prepare(sql).raw(true);
-      rawCache.set(sql, s);
+      s = arrays ? raw.prepare(sql).raw(true) : raw.prepare(sql);
+      cache.set(key, s);
     }
     return s;
   };
@@ -275,7 +268,7 @@ function wrap(raw: Database.Database, wal: WalSyncer | null, busyTimeoutMs: numb
     },
     get: <T>(sql: string, params?: SqlParams) => stmt(sql).get(...bind(params)) as T | undefined,
     all: <T>(sql: string, params?: SqlParams) => stmt(sql).all(...bind(params)) as T[],
-    rows: (sql, params) => rawStmt(sql).all(...bind(params)) as unknown[][],
+    rows: (sql, params) => stmt(sql, true).all(...bind(params)) as unknown[][],
     exec: (sql) => {
       raw.exec(sql);
     },
