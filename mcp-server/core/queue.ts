@@ -259,91 +259,92 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
     mods: TaskModules,
     o: { id?: string; holder: string; runId?: string; agent?: string },
   ): Promise<{ claim: Claim; startedMs: number } | null | 'retry'> => {
-    const dirs = dirSyncer([ws.active, ws.backlog]);
     let syncs: Promise<void> | undefined;
-    let committed: { value: { claim: Claim; startedMs: number } | null | 'retry'; durable: () => Promise<void> };
-    try {
-      committed = db.immediateDeferred((): { claim: Claim; startedMs: number } | null | 'retry' => {
-        const t = ctx.now();
-        const row = o.id
-          ? db.get<TaskRow>(`${READY_SQL} AND t.id = ?`, [o.id])
-          : db.get<TaskRow>(`${READY_SQL}${READY_ORDER} LIMIT 1`);
-        if (!row) return null;
-        const src = absFile(ws, row.file);
-        // One stat keeps the claim honest without a re-scan: a changed file is re-read first.
-        const st = statSync(src, { throwIfNoEntry: false });
-        if (!st) {
-          db.run('DELETE FROM tasks WHERE id = ?', [row.id]);
+    const dirs = dirSyncer([ws.active, ws.backlog]);
+    const committed = db.immediateAsync((): { claim: Claim; startedMs: number } | null | 'retry' => {
+      const t = ctx.now();
+      const row = o.id
+        ? db.get<TaskRow>(`${READY_SQL} AND t.id = ?`, [o.id])
+        : db.get<TaskRow>(`${READY_SQL}${READY_ORDER} LIMIT 1`);
+      if (!row) return null;
+      const src = absFile(ws, row.file);
+      // One stat keeps the claim honest without a re-scan: a changed file is re-read first.
+      const st = statSync(src, { throwIfNoEntry: false });
+      if (!st) {
+        db.run('DELETE FROM tasks WHERE id = ?', [row.id]);
+        return 'retry';
+      }
+      if (!sameStat(row, st)) {
+        const text = readFileSync(src, 'utf8');
+        const r = mods.parseTask(text, row.file);
+        if (!r.ok || r.task.fm.id !== row.id) {
+          db.run('UPDATE tasks SET size = -1 WHERE id = ?', [row.id]); // force the next scan to look
+          db.run('UPDATE tasks SET valid = 0 WHERE id = ?', [row.id]);
           return 'retry';
         }
-        if (!sameStat(row, st)) {
-          const text = readFileSync(src, 'utf8');
-          const r = mods.parseTask(text, row.file);
-          if (!r.ok || r.task.fm.id !== row.id) {
-            db.run('UPDATE tasks SET size = -1 WHERE id = ?', [row.id]); // force the next scan to look
-            db.run('UPDATE tasks SET valid = 0 WHERE id = ?', [row.id]);
-            return 'retry';
-          }
-          upsertRow(db, rowFromTask(r.task, r.warnings, row.file, 'backlog', st, t));
-          const still = db.get<TaskRow>(`${READY_SQL} AND t.id = ?`, [row.id]);
-          if (!still) return 'retry';
-        }
-        const token =
-          db.get<{ token: number }>(
-            'INSERT INTO fence (task_id, token) VALUES (?, 1) ON CONFLICT(task_id) DO UPDATE SET token = token + 1 RETURNING token',
-            [row.id],
-          )?.token ?? 0;
-        const attempt = row.attempts + 1;
-        let runId = o.runId ?? newRunId(t);
-        // Four hex digits collide within a busy second; inside the write lock a re-draw is race-free.
-        while (!o.runId && db.get('SELECT 1 AS x FROM runs WHERE id = ?', [runId])) runId = newRunId(t);
-        const dest = destFor('active', basename(src), row.id);
-        try {
-          renameSync(src, dest);
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new LostRace();
-          throw e;
-        }
-        try {
-          syncs = dirs.start();
-          const expires = t + ctx.leaseMs;
-          db.run('INSERT INTO leases (task_id, token, holder, run_id, expires_ms) VALUES (?, ?, ?, ?, ?)', [row.id, token, o.holder, runId, expires]);
-          db.run('INSERT INTO runs (id, task_id, agent, attempt, token, holder, started_ms) VALUES (?, ?, ?, ?, ?, ?, ?)', [
-            runId,
-            row.id,
-            o.agent ?? row.agent,
-            attempt,
-            token,
-            o.holder,
-            t,
-          ]);
-          // rename(2) keeps size and mtime: the row still matches the file until its front matter is written.
-          db.run(`UPDATE tasks SET folder = 'active', file = ?, status = 'active', attempts = ?, size = ?, mtime_ms = ?, updated_ms = ? WHERE id = ?`, [
-            relFile(ws, dest),
-            attempt,
-            st.size,
-            st.mtimeMs,
-            t,
-            row.id,
-          ]);
-          // No 'claimed' event: the runs row above is the claim's record (who, when, token,
-          // attempt), as it is the outcome's (finish); an event row would cost each commit three
-          // more pages. Retrospectives read the run's timeline from both.
-          return { claim: { taskId: row.id, runId, token, holder: o.holder, attempt, file: dest, leaseExpiresMs: expires }, startedMs: t };
-        } catch (e) {
-          // The transaction rolls back: the file goes back where the rows say it is.
-          renameSync(dest, src);
-          throw e;
-        }
-      });
-    } catch (e) {
-      dirs.release();
-      syncs?.catch(() => undefined); // the error above is the one to report
-      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
-    }
-    dirs.release(); // unused when nothing moved
-    const { value } = committed;
-    return Promise.all([committed.durable(), syncs]).then(() => value);
+        upsertRow(db, rowFromTask(r.task, r.warnings, row.file, 'backlog', st, t));
+        const still = db.get<TaskRow>(`${READY_SQL} AND t.id = ?`, [row.id]);
+        if (!still) return 'retry';
+      }
+      const token =
+        db.get<{ token: number }>(
+          'INSERT INTO fence (task_id, token) VALUES (?, 1) ON CONFLICT(task_id) DO UPDATE SET token = token + 1 RETURNING token',
+          [row.id],
+        )?.token ?? 0;
+      const attempt = row.attempts + 1;
+      let runId = o.runId ?? newRunId(t);
+      // Four hex digits collide within a busy second; inside the write lock a re-draw is race-free.
+      while (!o.runId && db.get('SELECT 1 AS x FROM runs WHERE id = ?', [runId])) runId = newRunId(t);
+      const dest = destFor('active', basename(src), row.id);
+      try {
+        renameSync(src, dest);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new LostRace();
+        throw e;
+      }
+      try {
+        syncs = dirs.start();
+        const expires = t + ctx.leaseMs;
+        db.run('INSERT INTO leases (task_id, token, holder, run_id, expires_ms) VALUES (?, ?, ?, ?, ?)', [row.id, token, o.holder, runId, expires]);
+        db.run('INSERT INTO runs (id, task_id, agent, attempt, token, holder, started_ms) VALUES (?, ?, ?, ?, ?, ?, ?)', [
+          runId,
+          row.id,
+          o.agent ?? row.agent,
+          attempt,
+          token,
+          o.holder,
+          t,
+        ]);
+        // rename(2) keeps size and mtime: the row still matches the file until its front matter is written.
+        db.run(`UPDATE tasks SET folder = 'active', file = ?, status = 'active', attempts = ?, size = ?, mtime_ms = ?, updated_ms = ? WHERE id = ?`, [
+          relFile(ws, dest),
+          attempt,
+          st.size,
+          st.mtimeMs,
+          t,
+          row.id,
+        ]);
+        // No 'claimed' event: the runs row above is the claim's record (who, when, token,
+        // attempt), as it is the outcome's (finish); an event row would cost each commit three
+        // more pages. Retrospectives read the run's timeline from both.
+        return { claim: { taskId: row.id, runId, token, holder: o.holder, attempt, file: dest, leaseExpiresMs: expires }, startedMs: t };
+      } catch (e) {
+        // The transaction rolls back: the file goes back where the rows say it is.
+        renameSync(dest, src);
+        throw e;
+      }
+    });
+    return Promise.all([committed, syncs]).then(
+      ([c]) => {
+        dirs.release();
+        return c;
+      },
+      (e: unknown) => {
+        dirs.release();
+        syncs?.catch(() => undefined);
+        throw e;
+      },
+    );
   };
 
   // The claim's front matter (status, run_id, attempts, started_at) is the claim's to show, not
@@ -473,11 +474,6 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
     tmp: string;
   }
 
-  /**
-   * Outside the lock: render the new text and write + fsync its temp file in the thread pool, so
-   * the write lock is held only for the renames and the rows. Inside the lock the file is checked
-   * unchanged (same path, size, mtime) before the prepared temp is used; otherwise it is redone.
-   */
   // The finish's temp file is created while the task runs (a thread-pool job started at the claim)
   // in .opscrew/tmp/, not when the finish is waited for: creating a file waits on the journal
   // behind other syncs. The finish renames it into the task's folder (same file system), and
@@ -521,6 +517,11 @@ export function createFolderQueue(opts: FolderQueueOptions): TaskQueue {
     return t;
   };
 
+  /**
+   * Outside the lock: render the new text and write + fsync its temp file in the thread pool, so
+   * the write lock is held only for the renames and the rows. Inside the lock the file is checked
+   * unchanged (same path, size, mtime) before the prepared temp is used; otherwise it is redone.
+   */
   const prepareFinish = async (claim: Claim, render: (text: string, file: string) => Result<string>): Promise<Prepared | null> => {
     // A claim that lost its lease gets its answer from the locked check, with no temp file beside
     // a file that is someone else's now.
