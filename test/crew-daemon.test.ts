@@ -150,11 +150,15 @@ curl -fsS ${http.base}/echo/daemon-drop-step
     }
 
     // Drop-to-claim from the daemon's own JSON log.
-    const log = readCrewLog(ws.logsDir);
-    const claimed = log.find((e) => e.type === 'claimed' && e.taskId === 'TASK-901');
-    const finished = log.find((e) => e.type === 'finished' && e.taskId === 'TASK-901');
+    // The daemon logs 'finished' just after the file lands in completed/, so wait for that line.
+    const finished = await waitUntil(
+      () => readCrewLog(ws.logsDir).find((e) => e.type === 'finished' && e.taskId === 'TASK-901'),
+      10_000,
+      "the 'finished' line for TASK-901 in .opscrew/logs",
+    );
+    const claimed = readCrewLog(ws.logsDir).find((e) => e.type === 'claimed' && e.taskId === 'TASK-901');
     expect(claimed).toBeDefined();
-    expect(finished?.outcome).toBe('completed');
+    expect(finished.outcome).toBe('completed');
     const dropToClaim = claimed!.ts - dropped;
     console.log(`[timing] daemon start ${startMs} ms; drop-to-claim ${dropToClaim} ms (from .opscrew/logs); drop-to-completed ${dropToDone} ms`);
     // The watcher, not the 1 s fallback poll, should have woken it.
