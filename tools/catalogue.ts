@@ -25,6 +25,12 @@ export interface ToolDefinition {
   /** verb → class (ssh takes the class of its remote call). */
   classes: Readonly<Record<string, OpClass>>;
   parse: ToolParser;
+  /**
+   * The tool has places a secret's value may go (a Secret, a Vault path, a request to an
+   * allowed host) and its parser checks that a handle is only there. Every other tool
+   * refuses a line holding a handle.
+   */
+  takesHandles?: true;
 }
 
 export interface FilterDefinition {
@@ -33,14 +39,14 @@ export interface FilterDefinition {
 }
 
 export const TOOL_DEFINITIONS: Readonly<Record<ToolName, ToolDefinition>> = {
-  kubectl: { name: 'kubectl', commands: 'kubectl', usage: 'kubectl [--context C] [-n NS] VERB ...', classes: KUBECTL_CLASSES, parse: parseKubectl },
+  kubectl: { name: 'kubectl', commands: 'kubectl', usage: 'kubectl [--context C] [-n NS] VERB ...', classes: KUBECTL_CLASSES, parse: parseKubectl, takesHandles: true },
   compose: { name: 'compose', commands: 'docker compose / docker-compose', usage: 'docker compose -p PROJECT SUBCOMMAND ... (or docker-compose)', classes: COMPOSE_CLASSES, parse: parseCompose },
   docker: { name: 'docker', commands: 'docker ps|logs|inspect|stats', usage: 'docker ps|logs|inspect|stats --no-stream', classes: DOCKER_CLASSES, parse: parseDocker },
-  vault: { name: 'vault', commands: 'vault kv', usage: 'vault kv get|list|put|patch|delete|destroy|undelete|metadata get|metadata delete MOUNT/PATH', classes: VAULT_CLASSES, parse: parseVault },
+  vault: { name: 'vault', commands: 'vault kv', usage: 'vault kv get|list|put|patch|delete|destroy|undelete|metadata get|metadata delete MOUNT/PATH', classes: VAULT_CLASSES, parse: parseVault, takesHandles: true },
   ssh: { name: 'ssh', commands: 'ssh HOST', usage: 'ssh HOST systemctl|journalctl|cat|ls|stat|test ...', classes: {}, parse: parseSsh },
   systemctl: { name: 'systemctl', commands: 'systemctl', usage: 'systemctl VERB [UNIT...]', classes: SYSTEMCTL_CLASSES, parse: parseSystemctl },
   journalctl: { name: 'journalctl', commands: 'journalctl', usage: 'journalctl [-u UNIT] [-n N] [--since T] ...', classes: JOURNALCTL_CLASSES, parse: parseJournalctl },
-  http: { name: 'http', commands: 'curl', usage: 'curl [-fsSL] [-X METHOD] [-H "K: V"] [-d DATA] URL', classes: HTTP_CLASSES, parse: parseHttp },
+  http: { name: 'http', commands: 'curl', usage: 'curl [-fsSL] [-X METHOD] [-H "K: V"] [-d DATA] URL', classes: HTTP_CLASSES, parse: parseHttp, takesHandles: true },
   files: { name: 'files', commands: 'cat|ls|stat|test|cp|mkdir|chmod|rm', usage: 'cat|ls|stat|test|cp|mkdir|chmod|rm /ABSOLUTE/PATH ...', classes: FILES_CLASSES, parse: parseFiles },
 };
 

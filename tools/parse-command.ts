@@ -2,9 +2,10 @@
 // Pure and synchronous; nothing here spawns a process or touches the file system.
 
 import { resolveTool, describeTools, FILTER_DEFINITIONS } from './catalogue.js';
-import type { ParseCode, ParseContext } from './defs/common.js';
+import { named, type ParseCode, type ParseContext } from './defs/common.js';
 import { parseFilter } from './defs/filters.js';
 import { fail, ok, type Result } from './result.js';
+import { hasHandles } from './secret-broker.js';
 import { joinWords, tokenize, type Stage } from './tokenize.js';
 import type { FilterCall, ToolCall, ToolEnv } from './types.js';
 
@@ -40,6 +41,12 @@ function parseLine(line: string, opts: ParseOptions, allowSsh: boolean): Result<
 
   const def = resolveTool(first);
   if (!def.ok) return def;
+  const handle = def.value.takesHandles ? undefined : first.find((w) => hasHandles(w.text));
+  if (handle !== undefined)
+    return fail(
+      'refused',
+      `${def.value.commands}: ${named(handle)} holds a secret handle, and this tool has no place a secret's value may go (its arguments show in process lists, logs and stored state); handles go only into vault kv put/patch, kubectl create secret / patch secret, curl to a host in http.allow, and file blocks`,
+    );
   const call = def.value.parse(first, ctx);
   if (!call.ok) return call;
 

@@ -226,12 +226,12 @@ describe('secret canary', () => {
       stdout: `value=${CANARY}\nb64=${b64}\nargs=${req.args.join(' ')}\n`,
       stderr: `url=${url} json="${CANARY}"`,
     }));
-    const allowed = await runLine(deps(leaky), { line: `kubectl --context staging -n orders annotate deploy/web note=${handle}`, agent: 'k8s-specialist', scope: k8s, taskId: 'TASK-001', runId: 'run-1' });
+    const allowed = await runLine(deps(leaky), { line: `kubectl --context staging -n orders create secret generic web --from-literal=note=${handle}`, agent: 'k8s-specialist', scope: k8s, taskId: 'TASK-001', runId: 'run-1' });
     expect(allowed.executed).toBe(true);
     // The executor did substitute the value: the canary reached the process...
     expect(leaky.calls[0]?.args.join(' ')).toContain(CANARY);
     // ...and nothing that came back carries it.
-    const denied = await runLine(deps(leaky), { line: `kubectl --context staging -n kube-system annotate deploy/web note=${handle}`, agent: 'k8s-specialist', scope: k8s, taskId: 'TASK-001', runId: 'run-1' });
+    const denied = await runLine(deps(leaky), { line: `kubectl --context staging -n kube-system create secret generic web --from-literal=note=${handle}`, agent: 'k8s-specialist', scope: k8s, taskId: 'TASK-001', runId: 'run-1' });
     expect(denied.decision.verdict).toBe('deny');
     const failing = spy(() => ({ exitCode: 2, stderr: `boom ${CANARY} ${b64}` }));
     await runLine(deps(failing), { line: 'kubectl --context staging -n orders get pods', agent: 'k8s-specialist', scope: k8s, taskId: 'TASK-001', runId: 'run-1' });

@@ -5,7 +5,9 @@
 
 import type { Word } from '../tokenize.js';
 import type { OpClass, ToolCall } from '../types.js';
+import { hasHandles } from '../secret-broker.js';
 import { list, makeCall, named, ok, refused, splitLong, unparseable, type ParseContext, type ParseResult } from './common.js';
+import { goTemplateOf, templateTransform } from './kubectl-template.js';
 
 type FlagKind = 'value' | 'bool' | 'path';
 
@@ -135,10 +137,12 @@ interface Parsed {
   allNamespaces: boolean;
   flags: Map<string, string | true>;
   paths: string[];
+  /** Where secret handles appear: flag names, `positional` or `exec` (after `--`). */
+  handlesIn: Set<string>;
 }
 
 export function parseKubectl(words: readonly Word[], ctx: ParseContext): ParseResult<ToolCall> {
-  const p: Parsed = { verb: '', positionals: [], rest: [], allNamespaces: false, flags: new Map(), paths: [] };
+  const p: Parsed = { verb: '', positionals: [], rest: [], allNamespaces: false, flags: new Map(), paths: [], handlesIn: new Set() };
   let verb: string | undefined;
   let afterDashes = false;
 
@@ -169,6 +173,7 @@ export function parseKubectl(words: readonly Word[], ctx: ParseContext): ParseRe
       if (path.split('/').includes('..')) return refused(`kubectl: ${named(w)} contains \`..\` (path traversal); write the path it means`);
       p.paths.push(path);
     }
+    if (value !== true && hasHandles(value)) p.handlesIn.add(`--${name}`);
     if (name === 'output' && value !== true && /-file(=|$)/.test(value))
       return refused(`kubectl: ${named(w)} reads a local template file; put the template inline`);
     p.flags.set(name, value);
@@ -232,6 +237,7 @@ export function parseKubectl(words: readonly Word[], ctx: ParseContext): ParseRe
     const w = words[i]!;
     const text = w.text;
     if (afterDashes) {
+      if (hasHandles(text)) p.handlesIn.add('the command after --');
       p.rest.push(text);
       i++;
       continue;
@@ -254,6 +260,7 @@ export function parseKubectl(words: readonly Word[], ctx: ParseContext): ParseRe
       verb = text;
       if (verb in REFUSED_VERBS) return refused(`kubectl: ${named(w)} is refused: it ${REFUSED_VERBS[verb]}`);
     }
+    if (hasHandles(text)) p.handlesIn.add(`argument ${named(w)}`);
     p.positionals.push(text);
     positionalWords.push(w);
     // A fresh service-account token is a credential printed to the model and every log, and
@@ -302,6 +309,29 @@ export function parseKubectl(words: readonly Word[], ctx: ParseContext): ParseRe
     if (cls === 'read') cls = 'sensitive-read';
     else if (cls !== 'sensitive-read')
       return refused(`kubectl: \`${fullVerb}\` with -o ${typeof out === 'string' ? out : 'template'} prints the secret it changes, values included; use -o name (or no -o) and read values with \`get secret -o yaml\` (sensitive-read)`);
+  }
+
+  // A handle's value goes only into a Secret. Anywhere else (an annotation, a label, a
+  // ConfigMap, an env var, an exec'd command) it would be stored or shown where every later
+  // read returns it, and a read can re-encode it past the scrubber (see kubectl-template).
+  if (p.handlesIn.size > 0) {
+    const into = (flag: string): boolean => [...p.handlesIn].every((h) => h === flag);
+    const sink =
+      (verb === 'create' && p.positionals[1] === 'secret' && into('--from-literal')) ||
+      (verb === 'patch' && targetsSecrets && p.paths.length === 0 && into('--patch'));
+    if (!sink)
+      return refused(`kubectl: a secret handle in ${[...p.handlesIn].join(', ')} of \`${fullVerb}\` would store or show the value outside a Secret; handles go only into \`kubectl create secret generic NAME --from-literal=KEY={{secret:…}}\` or \`kubectl patch secret NAME -p …\``);
+    if (showsData)
+      return refused(`kubectl: \`${fullVerb}\` with a secret handle and -o ${typeof out === 'string' ? out : 'template'} prints the value back; use -o name (or no -o)`);
+  }
+
+  // A template that transforms values can print a secret in a form the scrubber does not know.
+  const template = goTemplateOf(out, p.flags.get('template'));
+  const transform = template === undefined ? undefined : templateTransform(template);
+  if (transform !== undefined) {
+    if (cls === 'read') cls = 'sensitive-read';
+    else if (cls !== 'sensitive-read')
+      return refused(`kubectl: \`${fullVerb}\` prints through a go-template that transforms values (${transform}); use -o name here and read with \`kubectl get\``);
   }
 
   const context = p.context ?? ctx.env?.kubernetes?.defaultContext;

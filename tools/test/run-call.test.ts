@@ -224,11 +224,11 @@ describe('secrets', () => {
     const value = 's3cr3t-token-value-XYZ';
     const handle = secrets.register('vault:kv/deploy#token', value);
     const b64 = Buffer.from(value).toString('base64');
-    const rec = recorder({ annotate: { stdout: `token is ${value}\nencoded ${b64}\n`, stderr: `warning ${value}` } });
-    const call = parse(`kubectl -n ffl annotate deploy/web token=${handle}`);
+    const rec = recorder({ 'create secret': { stdout: `token is ${value}\nencoded ${b64}\n`, stderr: `warning ${value}` } });
+    const call = parse(`kubectl -n ffl create secret generic web --from-literal=token=${handle}`);
     expect(call.canonical).toContain(handle);
     const r = await runToolCall(call, ctx(rec.spawn, { secrets }));
-    expect(rec.spawned[0]?.args).toContain(`token=${value}`);
+    expect(rec.spawned[0]?.args).toContain(`--from-literal=token=${value}`);
     expect(r.stdout).toBe(`token is ${handle}\nencoded ${handle}\n`);
     expect(r.stderr).toBe(`warning ${handle}`);
 
@@ -242,7 +242,7 @@ describe('secrets', () => {
 
   it('an unknown handle is refused before anything is spawned', async () => {
     const rec = recorder();
-    const r = await runToolCall(parse('kubectl -n ffl annotate deploy/web token={{secret:vault:kv/deploy#nope}}'), ctx(rec.spawn));
+    const r = await runToolCall(parse('kubectl -n ffl create secret generic web --from-literal=token={{secret:vault:kv/deploy#nope}}'), ctx(rec.spawn));
     expect(r.refused?.code).toBe('unknown-secret-handle');
     expect(rec.spawned).toHaveLength(0);
   });

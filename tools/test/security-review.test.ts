@@ -71,6 +71,75 @@ describe('kubectl: minting credentials', () => {
   });
 });
 
+describe('secret handles go only where a secret may be stored', () => {
+  // Written into an annotation (or a label, a ConfigMap, an env var), a secret's value is
+  // stored where every later read returns it, and a go-template can re-encode it on the way
+  // out (`printf "%x"`), past the scrubber. Elsewhere it lands in process lists and logs.
+  const H = '{{secret:vault:kv/app#token}}';
+  it.each([
+    [`kubectl -n ffl annotate deploy/web note=${H}`, /argument `note=.*\(column \d+\) of `annotate`/],
+    [`kubectl -n ffl label pod web k=${H}`, /outside a Secret/],
+    [`kubectl -n ffl set env deploy/web TOKEN=${H}`, /outside a Secret/],
+    [`kubectl -n ffl set env deploy/web -e TOKEN=${H}`, /--env/],
+    [`kubectl -n ffl create configmap app --from-literal=token=${H}`, /--from-literal of `create`/],
+    [`kubectl -n ffl exec web -- psql --password=${H}`, /the command after --/],
+    [`kubectl -n ffl patch deploy web -p '{"metadata":{"annotations":{"t":"${H}"}}}'`, /--patch of `patch`/],
+    [`kubectl -n ffl create secret generic app --from-literal=token=${H} --dry-run=client -o go-template='{{.data.token}}'`, /prints the value back/],
+    [`kubectl -n ffl create secret generic app --from-literal=token=${H} -o yaml`, /prints/],
+    [`docker compose -p app exec web env TOKEN=${H}`, /docker compose.*holds a secret handle/],
+    [`ssh box cat /etc/${H}`, /ssh HOST: .*holds a secret handle/],
+    [`systemctl restart ${H}`, /systemctl: .*holds a secret handle/],
+    [`docker logs {{generate:hex16}}`, /holds a secret handle/],
+    [`ls /srv/${H}`, /holds a secret handle/],
+  ])('refuses %s', (line, why) => {
+    const r = parseCommandLine(line, { env });
+    expect(r).toMatchObject({ ok: false, code: 'refused' });
+    if (!r.ok) expect(r.message).toMatch(why);
+  });
+
+  it('keeps the sinks: create secret --from-literal, patch secret -p, vault kv put, curl', () => {
+    expect(parsed(`kubectl -n ffl create secret generic app --from-literal=token=${H}`).class).toBe('mutate');
+    expect(parsed(`kubectl -n ffl create secret generic app --from-literal=a=${H} --from-literal=b={{generate:hex32}} -o name`).class).toBe('mutate');
+    expect(parsed(`kubectl -n ffl patch secret app -p '{"stringData":{"token":"${H}"}}'`).class).toBe('mutate');
+    expect(parsed(`vault kv put kv/app token=${H}`).class).toBe('mutate');
+    expect(parsed(`curl -fsS -H "Authorization: Bearer ${H}" https://api.example.com/v1`).tool).toBe('http');
+  });
+});
+
+describe('kubectl: go-templates that transform values', () => {
+  // The scrubber knows a value in its plain and common encoded forms; a template that
+  // re-encodes, cuts or bisects it does not print one of those.
+  it.each([
+    `kubectl -n ffl get cm app -o go-template='{{printf "%x" .data.token}}'`,
+    `kubectl -n ffl get cm app -o go-template='{{printf "%.3s" .data.token}}'`,
+    `kubectl -n ffl get cm app -o go-template='{{slice .data.token 0 4}}'`,
+    `kubectl -n ffl get cm app -o go-template='{{index .data.token 0}}'`,
+    `kubectl -n ffl get cm app -o go-template='{{if lt .data.token "m"}}low{{end}}'`,
+    `kubectl -n ffl get cm app -o go-template='{{.data.token | urlquery}}'`,
+    `kubectl -n ffl get cm app -o go-template --template='{{base64decode .data.token}}'`,
+    `kubectl -n ffl get cm app --template='{{- printf "%q" .data.token -}}'`,
+    `kubectl -n ffl get cm app -o=template='{{range $k, $v := .data}}{{html $v}}{{end}}'`,
+  ])('classifies %s sensitive-read', (line) => {
+    expect(parsed(line).class).toBe('sensitive-read');
+  });
+
+  it.each([
+    `kubectl -n ffl get pods -o go-template='{{range .items}}{{.metadata.name}}{{"\\n"}}{{end}}'`,
+    `kubectl -n ffl get pods -o go-template='{{range .items}}{{printf "%s %d\\n" .metadata.name .spec.replicas}}{{end}}'`,
+    `kubectl -n ffl get deploy web -o go-template='{{index .metadata.annotations "deploy/rev"}}'`,
+    `kubectl -n ffl get deploy web -o go-template='{{if eq .status.readyReplicas .spec.replicas}}ready{{else}}{{len .status.conditions}}{{end}}'`,
+    `kubectl -n ffl get deploy web -o go-template='{{/* printf "%x" */}}{{"slice printf"}}{{with .status}}{{.replicas}}{{end}}'`,
+    `kubectl -n ffl get deploy web -o jsonpath={.status.readyReplicas}`,
+  ])('keeps %s a plain read', (line) => {
+    expect(parsed(line).class).toBe('read');
+  });
+
+  it('refuses a transforming template on a verb that changes things', () => {
+    const r = parseCommandLine(`kubectl -n ffl label deploy web seen=1 -o go-template='{{printf "%x" .metadata.name}}'`, { env });
+    expect(r).toMatchObject({ ok: false, code: 'refused', message: expect.stringMatching(/transforms values \(`printf`/) });
+  });
+});
+
 describe('kubectl: file paths with `..`', () => {
   // The policy normalizes `/srv/app/current/../x` to `/srv/app/x` and checks that; the kernel
   // resolves `..` after following `current`, which may be a symlink out of the root.
