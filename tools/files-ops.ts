@@ -278,8 +278,29 @@ function typeName(st: Stats): string {
   return 'special file';
 }
 
-async function readCapped(path: string, out: Out): Promise<void> {
-  const fh = await fsp.open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+/**
+ * Opens `path` (never following a last-component link) and checks what the kernel actually
+ * opened, by the descriptor's own name in /proc: a directory swapped for a symlink after
+ * `contained` checked the path cannot make a read or write land outside the roots. A file
+ * this call created out there is removed again. Where /proc is missing, the path check alone
+ * stands.
+ */
+export async function openWithin(path: string, flags: number, roots: readonly string[], mode?: number): Promise<fsp.FileHandle> {
+  const fh = await fsp.open(path, flags | constants.O_NOFOLLOW, mode);
+  let real: string;
+  try {
+    real = await fsp.readlink(`/proc/self/fd/${fh.fd}`);
+  } catch {
+    return fh;
+  }
+  if (!real.startsWith(sep) || roots.some((r) => inside(real, r))) return fh;
+  await fh.close();
+  if (flags & constants.O_CREAT) await fsp.rm(real, { force: true });
+  throw new ToolError('files-outside-roots', `files: ${path} opened ${real}, outside the configured roots (${roots.join(', ')}): a directory on the path changed after it was checked`);
+}
+
+async function readCapped(path: string, out: Out, roots: readonly string[]): Promise<void> {
+  const fh = await openWithin(path, constants.O_RDONLY, roots);
   try {
     const st = await fh.stat();
     if (st.isDirectory()) throw Object.assign(new Error('dir'), { code: 'EISDIR' });
@@ -300,9 +321,9 @@ async function readCapped(path: string, out: Out): Promise<void> {
 }
 
 /** Writes via a temp file and rename: a symlink planted at the target is replaced, never followed. */
-async function writeAtomic(target: string, data: Buffer | string, mode: number): Promise<void> {
+async function writeAtomic(target: string, data: Buffer | string, mode: number, roots: readonly string[]): Promise<void> {
   const tmp = join(dirname(target), `.${basename(target)}.opscrew-${process.pid}-${Date.now()}`);
-  const fh = await fsp.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+  const fh = await openWithin(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, roots, mode);
   try {
     await fh.writeFile(data);
     await fh.chmod(mode);
@@ -350,8 +371,9 @@ async function doCat(c: OpCtx): Step {
   let code = 0;
   for (const [i, p] of real.entries()) {
     try {
-      await readCapped(p, c.out);
+      await readCapped(p, c.out, c.roots);
     } catch (e) {
+      if (e instanceof ToolError) return new Refusal(e.code, e.message);
       c.err.add(`cat: ${c.operands[i]}: ${errText(e)}\n`);
       code = 1;
     }
@@ -581,14 +603,16 @@ async function doCp(c: OpCtx): Step {
       if (count > MAX_TREE_ENTRIES) c.err.add(`cp: stopped after ${MAX_TREE_ENTRIES} entries\n`);
     } else {
       if (c.flags.has('b') && targetStat && !targetStat.isDirectory()) await fsp.copyFile(target, `${target}~`);
-      const data = await fsp.readFile(src);
+      const fh = await openWithin(src, constants.O_RDONLY, c.roots);
+      const data = await fh.readFile().finally(() => fh.close());
       const mode = preserve ? sst.mode & 0o7777 : targetStat && !targetStat.isDirectory() ? targetStat.mode & 0o7777 : sst.mode & 0o777;
-      await writeAtomic(target, data, mode);
+      await writeAtomic(target, data, mode, c.roots);
       if (preserve) await fsp.utimes(target, sst.atime, sst.mtime);
     }
     if (c.flags.has('v')) c.out.add(`'${srcArg}' -> '${dstArg}'\n`);
     return 0;
   } catch (e) {
+    if (e instanceof ToolError) return new Refusal(e.code, e.message);
     c.err.add(`cp: cannot copy '${srcArg}' to '${dstArg}': ${errText(e)}\n`);
     return 1;
   }
@@ -715,9 +739,10 @@ async function doWrite(c: OpCtx): Step {
     const existing = await fsp.stat(r).catch(() => null);
     if (existing?.isDirectory()) throw Object.assign(new Error('dir'), { code: 'EISDIR' });
     const mode = existing ? existing.mode & 0o777 : text !== c.content ? 0o600 : 0o644;
-    await writeAtomic(r, text, mode);
+    await writeAtomic(r, text, mode, c.roots);
     return 0;
   } catch (e) {
+    if (e instanceof ToolError) return new Refusal(e.code, e.message);
     c.err.add(`write: ${p}: ${errText(e)}\n`);
     return 1;
   }

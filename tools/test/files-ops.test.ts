@@ -1,11 +1,11 @@
 // The files tool on real temp directories: containment in the configured roots, symlink
 // escape and traversal refused, and each verb doing what it says.
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, constants, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { runFilesCall } from '../files-ops.js';
+import { openWithin, runFilesCall } from '../files-ops.js';
 import { createSecretBroker } from '../secret-broker.js';
 import type { ToolCall, ToolContext } from '../types.js';
 
@@ -137,6 +137,30 @@ describe('files: containment', () => {
     expect(statSync(join(root, 'a.txt')).mode & 0o777).toBe(0o700);
     expect(statSync(join(outside, 'secret.txt')).mode & 0o777).toBe(before);
     expect(statSync(outside).mode & 0o777).not.toBe(0o700);
+  });
+});
+
+describe('files: a directory swapped after the check', () => {
+  // `contained` resolves a path and checks it; the fs call comes later. If a directory on the
+  // path became a symlink in between, the opened descriptor's name in /proc shows where the
+  // kernel really went. Here the swap has already happened when openWithin runs.
+  it('refuses a read that the kernel resolved outside the roots', async () => {
+    symlinkSync(outside, join(root, 'swapped'));
+    const roots = [realpathSync(root)];
+    await expect(openWithin(join(root, 'swapped', 'secret.txt'), constants.O_RDONLY, roots)).rejects.toMatchObject({
+      code: 'files-outside-roots',
+      message: expect.stringContaining(`opened ${realpathSync(outside)}/secret.txt`),
+    });
+    const fh = await openWithin(join(root, 'a.txt'), constants.O_RDONLY, roots);
+    expect((await fh.readFile()).toString()).toBe('alpha\n');
+    await fh.close();
+  });
+
+  it('removes a file it created outside the roots, and leaves what was there', async () => {
+    symlinkSync(outside, join(root, 'swapped'));
+    const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
+    await expect(openWithin(join(root, 'swapped', 'new.tmp'), flags, [realpathSync(root)], 0o600)).rejects.toMatchObject({ code: 'files-outside-roots' });
+    expect(readdirSync(outside)).toEqual(['secret.txt']);
   });
 });
 
