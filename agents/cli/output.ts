@@ -2,7 +2,8 @@
 // `main` can run in-process in tests.
 
 export interface CliIO {
-  out(text: string): void;
+  /** Standard output; bytes are UTF-8 (a big JSON answer made by the store, written as is). */
+  out(text: string | Uint8Array): void;
   err(text: string): void;
   env: Readonly<Record<string, string | undefined>>;
   cwd: string;

@@ -7,7 +7,7 @@ export function captureIO(o: { env?: Record<string, string>; cwd: string; now?: 
   let out = '';
   let err = '';
   return {
-    out: (t) => void (out += t),
+    out: (t) => void (out += typeof t === 'string' ? t : Buffer.from(t).toString('utf8')),
     err: (t) => void (err += t),
     env: o.env ?? {},
     cwd: o.cwd,

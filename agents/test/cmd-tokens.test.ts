@@ -19,7 +19,7 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 function io(): CliIO & { stdout: string[]; stderr: string[] } {
   const stdout: string[] = [];
   const stderr: string[] = [];
-  return { stdout, stderr, out: (t) => void stdout.push(t), err: (t) => void stderr.push(t), env: {}, cwd: dir, now: () => 1_700_000_000_000 };
+  return { stdout, stderr, out: (t) => void stdout.push(typeof t === 'string' ? t : Buffer.from(t).toString('utf8')), err: (t) => void stderr.push(t), env: {}, cwd: dir, now: () => 1_700_000_000_000 };
 }
 
 describe('opscrew tokens', () => {

@@ -20,7 +20,6 @@ import {
   type TaskModules,
   type TaskRow,
 } from './queue-rows.js';
-import type { TaskFolder } from './workspace.js';
 
 export interface ScanReport {
   /** Task files (`*.md`) found in the three folders. */
@@ -35,18 +34,20 @@ export interface ScanReport {
   invalid: number;
 }
 
-interface SeenFile {
-  folder: TaskFolder;
-  /** Plain numbers, not fs.Stats: 10,000 retained Stats objects cost real memory and GC time. */
-  size: number;
-  mtimeMs: number;
-}
-
 const STAT_OPTS = { throwIfNoEntry: false } as const;
 
-/** Files of the queue folders, active first so a leased task keeps its row on a duplicate id. */
-export function listTaskFiles(ctx: QueueContext): Map<string, SeenFile> {
-  const seen = new Map<string, SeenFile>();
+/** Known files: path → [file, size, mtime] as the store has them. */
+type Known = Map<string, readonly unknown[]>;
+
+/**
+ * Walks the queue folders (active first, so a leased task keeps its row on a duplicate id) and
+ * stats each task file against what the store knows. Returns the new or changed files in that
+ * order and the file count; what is left in `known` afterwards vanished. No object per file is
+ * kept: at 10,000 files those cost real memory and GC time.
+ */
+function changedFiles(ctx: QueueContext, known: Known): { changed: string[]; files: number } {
+  const changed: string[] = [];
+  let files = 0;
   for (const folder of ['active', 'completed', 'backlog'] as const) {
     const dir = ctx.ws[folder];
     let names: string[];
@@ -60,15 +61,19 @@ export function listTaskFiles(ctx: QueueContext): Map<string, SeenFile> {
     // join(dir, name) per file is a measurable share of a 10,000-file scan; a readdir name holds
     // no separator, so the normalized folder prefix plus the name is the same path.
     const prefix = join(dir, '_').slice(0, -1);
-    const rel = `tasks/${folder}/`;
+    const relDir = `tasks/${folder}/`;
     for (const name of names) {
       if (!name.endsWith('.md') || name.startsWith('.')) continue;
       const st = statSync(prefix + name, STAT_OPTS);
       if (!st?.isFile()) continue;
-      seen.set(rel + name, { folder, size: st.size, mtimeMs: st.mtimeMs });
+      files++;
+      const rel = relDir + name;
+      const k = known.get(rel);
+      if (k) known.delete(rel);
+      if (!k || k[1] !== st.size || k[2] !== st.mtimeMs) changed.push(rel);
     }
   }
-  return seen;
+  return { changed, files };
 }
 
 interface Parsed {
@@ -84,9 +89,8 @@ function readParse(mods: TaskModules, abs: string, rel: string, st: Stats): Pars
 
 export async function scanFolders(ctx: QueueContext): Promise<ScanReport> {
   const { db, ws } = ctx;
-  const seen = listTaskFiles(ctx);
   // What the store knows of each file: [file, size, mtime] (arrays, not row objects: 10,000 of them).
-  const known = new Map<string, readonly unknown[]>();
+  const known: Known = new Map();
   let waitingDup = 0;
   db.read(() => {
     for (const sql of ['SELECT file, size, mtime_ms FROM tasks', 'SELECT file, size, mtime_ms FROM invalid_files']) {
@@ -98,13 +102,9 @@ export async function scanFolders(ctx: QueueContext): Promise<ScanReport> {
            AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = i.task_id)`,
       )?.n ?? 0;
   });
-  const changed: string[] = [];
-  for (const [rel, f] of seen) {
-    const k = known.get(rel);
-    if (!k || k[1] !== f.size || k[2] !== f.mtimeMs) changed.push(rel);
-  }
-  const vanished = [...known.keys()].filter((rel) => !seen.has(rel));
-  const report: ScanReport = { files: seen.size, parsed: 0, added: [], updated: [], removed: [], assigned: [], invalid: 0 };
+  const { changed, files } = changedFiles(ctx, known);
+  const vanished = [...known.keys()];
+  const report: ScanReport = { files, parsed: 0, added: [], updated: [], removed: [], assigned: [], invalid: 0 };
   if (changed.length === 0 && vanished.length === 0 && waitingDup === 0) {
     report.invalid = db.get<{ n: number }>('SELECT count(*) AS n FROM invalid_files')?.n ?? 0;
     return report;

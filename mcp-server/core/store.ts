@@ -23,6 +23,8 @@ export interface Db {
   all<T = Record<string, unknown>>(sql: string, params?: SqlParams): T[];
   /** `all` with each row an array in column order: for big result sets, where an object per row costs. */
   rows(sql: string, params?: SqlParams): unknown[][];
+  /** The first column of every row: no array or object per row at all. */
+  column(sql: string, params?: SqlParams): unknown[];
   /** Many statements, no parameters (DDL). */
   exec(sql: string): void;
   /** Read-then-write: BEGIN IMMEDIATE ... COMMIT, durable (synchronous=FULL) on commit. */
@@ -192,14 +194,14 @@ function isBusy(e: unknown): boolean {
 }
 
 function wrap(raw: Database.Database, wal: WalSyncer | null, busyTimeoutMs: number): Db {
-  // Statement cache: the same SQL text is prepared once per connection.
-  // `arrays`: a separate statement whose rows come back as arrays (`rows`).
+  // Statement cache: the same SQL text is prepared once per connection, once per row shape
+  // (`rows`: arrays; `column`: the first column only).
   const cache = new Map<string, Database.Statement>();
-  const stmt = (sql: string, arrays = false): Database.Statement => {
-    const key = arrays ? `\u0000rows\u0000${sql}` : sql;
+  const stmt = (sql: string, shape: 'object' | 'rows' | 'column' = 'object'): Database.Statement => {
+    const key = shape === 'object' ? sql : `\u0000${shape}\u0000${sql}`;
     let s = cache.get(key);
     if (!s) {
-      s = arrays ? raw.prepare(sql).raw(true) : raw.prepare(sql);
+      s = shape === 'rows' ? raw.prepare(sql).raw(true) : shape === 'column' ? raw.prepare(sql).pluck(true) : raw.prepare(sql);
       cache.set(key, s);
     }
     return s;
@@ -268,7 +270,8 @@ function wrap(raw: Database.Database, wal: WalSyncer | null, busyTimeoutMs: numb
     },
     get: <T>(sql: string, params?: SqlParams) => stmt(sql).get(...bind(params)) as T | undefined,
     all: <T>(sql: string, params?: SqlParams) => stmt(sql).all(...bind(params)) as T[],
-    rows: (sql, params) => stmt(sql, true).all(...bind(params)) as unknown[][],
+    rows: (sql, params) => stmt(sql, 'rows').all(...bind(params)) as unknown[][],
+    column: (sql, params) => stmt(sql, 'column').all(...bind(params)),
     exec: (sql) => {
       raw.exec(sql);
     },

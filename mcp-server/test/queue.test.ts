@@ -466,3 +466,29 @@ describe('reconcile', () => {
     expect(await e.q.ready()).toEqual([]);
   });
 });
+
+describe('listJson', () => {
+  it('is JSON.stringify(list()) byte for byte, for every filter, over awkward text and leases', async () => {
+    const empty = env();
+    expect((await empty.q.listJson()).toString()).toBe('[]');
+    expect((await empty.q.listJson({ status: 'active' })).toString()).toBe('[]');
+    const e = env();
+    // JSON is YAML's double-quoted form; the control characters reach the title unescaped.
+    const awkward = JSON.stringify('quote " back \\ tab\t bell\u0007 nl\n é 😀 \u2028 </script> \u001f');
+    e.put('backlog', 'a', `---\nid: TASK-001\ntitle: ${awkward}\npriority: high\nagent: k8s-specialist\ntags: [dns, "a\\"b"]\nresources: [db]\ndepnds_on: [TASK-002]\n---\n# x\n`);
+    e.put('backlog', 'b', { id: 'TASK-002', title: 'plain', depends_on: ['TASK-001'], created_at: at(3) });
+    e.put('backlog', 'c', { id: 'TASK-003', title: 'blocked one', status: 'blocked' });
+    e.put('completed', 'd', { id: 'TASK-004', title: 'done', priority: 'low' });
+    e.put('backlog', 'e', { id: 'TASK-005', title: 'to claim', priority: 'critical' });
+    await e.q.scan();
+    expect(await e.q.claim()).not.toBeNull(); // a lease row for the join
+    const recs = await e.q.list();
+    expect(recs.some((r) => r.lease !== null)).toBe(true);
+    expect(recs.some((r) => r.warnings.length > 0)).toBe(true);
+    expect(recs.find((r) => r.id === 'TASK-001')?.title).toContain('😀');
+    for (const status of [undefined, 'backlog', 'active', 'completed', 'blocked', 'ready'] as const) {
+      const f = status === undefined ? {} : { status };
+      expect((await e.q.listJson(f)).toString('utf8'), String(status)).toBe(JSON.stringify(await e.q.list(f)));
+    }
+  });
+});
