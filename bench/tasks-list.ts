@@ -1,6 +1,8 @@
 // Benchmark: `opscrew tasks list --json` over 10,000 tasks, whole process, warm store.
 // Goal (issue 2): ≤ 0.4 s wall and ≤ 100 MiB peak RSS. The first run fills the store (every
 // file parsed once); the timed runs find nothing changed and list from SQLite.
+// Baseline, timed in alternation with the list runs so load drift hits both: a bare Node
+// process that only stats every task file, the floor of any listing that notices edits.
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -101,12 +103,17 @@ export async function benchTasksList(options: { tasks?: number; runs?: number } 
     if (listed !== count) throw new Error(`tasks list returned ${listed} tasks, expected ${count}`);
     await run(process.execPath, list); // warm-up: page cache, nothing left to parse
     const times: number[] = [];
+    const floors: number[] = [];
     let outputBytes = 0;
     for (let i = 0; i < runs; i++) {
       const { ms, r } = await run(process.execPath, list);
       times.push(ms);
       outputBytes = Buffer.byteLength(r.stdout);
+      const floor = await run(process.execPath, ['-e', STAT_ONLY, ws]);
+      if (Number(floor.r.stdout) !== count) throw new Error(`the stat-only baseline saw ${floor.r.stdout.trim()} files, expected ${count}`);
+      floors.push(floor.ms);
     }
+    const floorMed = median(floors);
     const rss = await peakRss(run, bin, ws);
     const med = median(times);
     const load = loadavg()[0] ?? 0;
@@ -114,6 +121,8 @@ export async function benchTasksList(options: { tasks?: number; runs?: number } 
       bench: 'tasks-list',
       metrics: [
         { name: `tasks list --json, ${count} tasks, wall median of ${runs}`, value: med, unit: 'ms', detail: `min ${fmtMs(Math.min(...times))}, max ${fmtMs(Math.max(...times))}` },
+        { name: 'baseline: bare node, stat every task file, wall median', value: floorMed, unit: 'ms', detail: `min ${fmtMs(Math.min(...floors))}` },
+        { name: 'tasks list / baseline', value: med / floorMed, unit: '×', detail: `list − baseline: ${fmtMs(med - floorMed)}` },
         { name: 'first run (parses every file, fills the store)', value: first.ms, unit: 'ms' },
         ...(rss.cpuMs !== undefined ? [{ name: 'CPU time of one warm run (user+sys)', value: rss.cpuMs, unit: 'ms', detail: 'less sensitive to machine load than wall time' }] : []),
         { name: 'peak RSS of one warm run', value: rss.mib, unit: 'MiB', detail: rss.method },
@@ -129,6 +138,15 @@ export async function benchTasksList(options: { tasks?: number; runs?: number } 
     rmSync(ws, { recursive: true, force: true });
   }
 }
+
+/** The baseline's script (argv[1]: the workspace): readdir + stat of every task file, as the scan does. */
+const STAT_ONLY = `const { readdirSync, statSync } = require('node:fs');
+let n = 0;
+for (const f of ['active', 'completed', 'backlog']) {
+  const dir = process.argv[1] + '/tasks/' + f + '/';
+  for (const name of readdirSync(dir)) if (name.endsWith('.md') && statSync(dir + name).isFile()) n++;
+}
+process.stdout.write(String(n));`;
 
 type Runner = (file: string, args: string[]) => Promise<{ ms: number; r: { stdout: string; stderr: string } }>;
 

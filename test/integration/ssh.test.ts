@@ -142,21 +142,20 @@ describe.skipIf(req.skip)(`ssh through a real sshd ${req.reason}`, () => {
     expect(existsSync(pwned)).toBe(false);
   });
 
-  it('reveals secret handles only in the exec argv and scrubs them from the output', async () => {
+  it('scrubs a known secret from the output, and refuses a handle in the remote command', async () => {
     const secrets = createSecretBroker();
     const value = 'pa55-word-only-the-executor-sees';
     const handle = secrets.register('vault:kv/edge#pw', value);
     writeFileSync(join(work, 'app.env'), `PASSWORD=${value}\n`);
     const c = ctx(sshd.knownHosts, secrets);
-    const call = line(`ssh edge cat ${join(work, 'app.env')} ${join(work, `${handle}.missing`)}`, c);
-    expect(call.canonical).not.toContain(value);
-    const r = await runToolCall(call, c);
+    const r = await runToolCall(line(`ssh edge cat ${join(work, 'app.env')}`, c), c);
     // The file was read remotely, and the value came back only as its handle.
     expect(r.stdout).toBe(`PASSWORD=${handle}\n`);
-    // The second path carried the revealed value to the remote cat, whose error is scrubbed.
-    expect(r.stderr).toContain(`${handle}.missing`);
-    expect(r.stderr).not.toContain(value);
     expect(JSON.stringify(r)).not.toContain(value);
+    // A handle would put the value on the remote host's command line (its process list, its
+    // logs): no remote command takes one.
+    const refused = parseCommandLine(`ssh edge cat ${join(work, `${handle}.missing`)}`, { env: c.env });
+    expect(refused).toMatchObject({ ok: false, code: 'refused', message: expect.stringMatching(/holds a secret handle/) });
     rmSync(join(work, 'app.env'));
   });
 
