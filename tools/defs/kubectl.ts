@@ -7,7 +7,8 @@ import type { Word } from '../tokenize.js';
 import type { OpClass, ToolCall } from '../types.js';
 import { hasHandles } from '../secret-broker.js';
 import { list, makeCall, named, ok, refused, splitLong, unparseable, type ParseContext, type ParseResult } from './common.js';
-import { goTemplateOf, templateTransform } from './kubectl-template.js';
+import { checkOutput } from './kubectl-output.js';
+import { handleSinkRefusal, SECRET_RESOURCE, secretCopyRefusal } from './kubectl-secrets.js';
 
 type FlagKind = 'value' | 'bool' | 'path';
 
@@ -121,8 +122,6 @@ const REFUSED_VERBS: Readonly<Record<string, string>> = {
   completion: 'not an operation',
 };
 
-const SECRET_RESOURCE = /^secrets?(?:\.|$)/i;
-const SAFE_OUTPUTS = new Set(['wide', 'name']);
 const NAMESPACE_NAME = /^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$/;
 
 /** Flags that may come before the verb (kubectl's global ones). */
@@ -137,16 +136,19 @@ interface Parsed {
   allNamespaces: boolean;
   flags: Map<string, string | true>;
   paths: string[];
-  /** Where secret handles appear: flag names, `positional` or `exec` (after `--`). */
+  /** Where secret handles appear: `--flag`, `argument …` or `the command after --`. */
   handlesIn: Set<string>;
+  fromLiterals: string[];
 }
 
 export function parseKubectl(words: readonly Word[], ctx: ParseContext): ParseResult<ToolCall> {
-  const p: Parsed = { verb: '', positionals: [], rest: [], allNamespaces: false, flags: new Map(), paths: [], handlesIn: new Set() };
+  const p: Parsed = { verb: '', positionals: [], rest: [], allNamespaces: false, flags: new Map(), paths: [], handlesIn: new Set(), fromLiterals: [] };
   let verb: string | undefined;
   let afterDashes = false;
 
   const setFlag = (name: string, value: string | true, w: Word): ParseResult<true> => {
+    if (value !== true && hasHandles(value)) p.handlesIn.add(`--${name}`);
+    if (name === 'from-literal' && value !== true) p.fromLiterals.push(value);
     if (name === 'context' || name === 'namespace') {
       const v = value === true ? '' : value;
       if (v === '' || v.startsWith('-')) return refused(`kubectl: ${named(w)} needs a ${name} name`);
@@ -173,9 +175,6 @@ export function parseKubectl(words: readonly Word[], ctx: ParseContext): ParseRe
       if (path.split('/').includes('..')) return refused(`kubectl: ${named(w)} contains \`..\` (path traversal); write the path it means`);
       p.paths.push(path);
     }
-    if (value !== true && hasHandles(value)) p.handlesIn.add(`--${name}`);
-    if (name === 'output' && value !== true && /-file(=|$)/.test(value))
-      return refused(`kubectl: ${named(w)} reads a local template file; put the template inline`);
     p.flags.set(name, value);
     p.rest.push(value === true ? `--${name}` : `--${name}=${value}`);
     return ok(true);
@@ -295,43 +294,43 @@ export function parseKubectl(words: readonly Word[], ctx: ParseContext): ParseRe
   const isDryRun = dryRun === 'server' || dryRun === 'client';
   if (isDryRun && (cls === 'mutate' || cls === 'destructive')) cls = 'read';
 
+  const out = p.flags.get('output');
+  const output = checkOutput(out, p.flags.get('template'));
+  if (!output.ok) return refused(`kubectl: ${output.message}`);
+  const shown = typeof out === 'string' ? out : 'template';
+
   // Secret values: `-o yaml|json|jsonpath...` prints them; tables and names do not. Not only
   // `get`: label/annotate/patch/apply/wait... print the object they touched (dry runs too), so
   // a mutate call (no approval in standard mode) must not be a way around `get secret -o yaml`.
-  const out = p.flags.get('output');
-  const showsData = (typeof out === 'string' && !SAFE_OUTPUTS.has(out)) || p.flags.has('template');
   const targetsSecrets =
     p.paths.length > 0 ||
     p.positionals.slice(1).some((r) => (r.split('/')[0] ?? '').split(',').some((t) => SECRET_RESOURCE.test(t)));
   // A client-side create never asks the server: it prints only what the line itself wrote.
   const localOnly = verb === 'create' && dryRun === 'client';
-  if (showsData && targetsSecrets && !localOnly) {
+  if (output.showsData && targetsSecrets && !localOnly) {
     if (cls === 'read') cls = 'sensitive-read';
     else if (cls !== 'sensitive-read')
-      return refused(`kubectl: \`${fullVerb}\` with -o ${typeof out === 'string' ? out : 'template'} prints the secret it changes, values included; use -o name (or no -o) and read values with \`get secret -o yaml\` (sensitive-read)`);
+      return refused(`kubectl: \`${fullVerb}\` with -o ${shown} prints the secret it changes, values included; use -o name (or no -o) and read values with \`get secret -o yaml\` (sensitive-read)`);
+  }
+  // The order of Secrets sorted by a data field bisects its value, names alone are enough.
+  if (targetsSecrets && p.flags.has('sort-by') && cls === 'read') cls = 'sensitive-read';
+  if (verb === 'patch' && targetsSecrets) {
+    const copy = secretCopyRefusal(p.flags.get('patch'), p.flags.get('type'));
+    if (copy !== null) return refused(`kubectl: ${copy}`);
   }
 
-  // A handle's value goes only into a Secret. Anywhere else (an annotation, a label, a
-  // ConfigMap, an env var, an exec'd command) it would be stored or shown where every later
-  // read returns it, and a read can re-encode it past the scrubber (see kubectl-template).
+  // A handle's value goes only into a Secret's data (kubectl-secrets.ts).
   if (p.handlesIn.size > 0) {
-    const into = (flag: string): boolean => [...p.handlesIn].every((h) => h === flag);
-    const sink =
-      (verb === 'create' && p.positionals[1] === 'secret' && into('--from-literal')) ||
-      (verb === 'patch' && targetsSecrets && p.paths.length === 0 && into('--patch'));
-    if (!sink)
-      return refused(`kubectl: a secret handle in ${[...p.handlesIn].join(', ')} of \`${fullVerb}\` would store or show the value outside a Secret; handles go only into \`kubectl create secret generic NAME --from-literal=KEY={{secret:…}}\` or \`kubectl patch secret NAME -p …\``);
-    if (showsData)
-      return refused(`kubectl: \`${fullVerb}\` with a secret handle and -o ${typeof out === 'string' ? out : 'template'} prints the value back; use -o name (or no -o)`);
+    const why = handleSinkRefusal({ verb, positionals: p.positionals, flags: p.flags, fromLiterals: p.fromLiterals, handlesIn: p.handlesIn, paths: p.paths });
+    if (why !== null) return refused(`kubectl: ${why}`);
+    if (output.showsData) return refused(`kubectl: \`${fullVerb}\` with a secret handle and -o ${shown} prints the value back; use -o name (or no -o)`);
   }
 
-  // A template that transforms values can print a secret in a form the scrubber does not know.
-  const template = goTemplateOf(out, p.flags.get('template'));
-  const transform = template === undefined ? undefined : templateTransform(template);
-  if (transform !== undefined) {
+  // A template or jsonpath that transforms values can print a secret in a form the scrubber does not know.
+  if (output.transform !== undefined) {
     if (cls === 'read') cls = 'sensitive-read';
     else if (cls !== 'sensitive-read')
-      return refused(`kubectl: \`${fullVerb}\` prints through a go-template that transforms values (${transform}); use -o name here and read with \`kubectl get\``);
+      return refused(`kubectl: \`${fullVerb}\` prints through a template that transforms values (${output.transform}); use -o name here and read with \`kubectl get\``);
   }
 
   const context = p.context ?? ctx.env?.kubernetes?.defaultContext;

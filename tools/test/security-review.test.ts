@@ -83,7 +83,19 @@ describe('secret handles go only where a secret may be stored', () => {
     [`kubectl -n ffl set env deploy/web -e TOKEN=${H}`, /--env/],
     [`kubectl -n ffl create configmap app --from-literal=token=${H}`, /--from-literal of `create`/],
     [`kubectl -n ffl exec web -- psql --password=${H}`, /the command after --/],
-    [`kubectl -n ffl patch deploy web -p '{"metadata":{"annotations":{"t":"${H}"}}}'`, /--patch of `patch`/],
+    [`kubectl -n ffl patch deploy web -p '{"metadata":{"annotations":{"t":"${H}"}}}'`, /exactly one Secret/],
+    // Found by review: a resource *name* `secret`, a second resource, a list, metadata of a Secret.
+    [`kubectl -n ffl patch configmap secret -p '{"data":{"t":"${H}"}}'`, /exactly one Secret/],
+    [`kubectl -n ffl patch deploy web secret -p '{"data":{"t":"${H}"}}'`, /exactly one Secret/],
+    [`kubectl -n ffl patch secret,configmap app -p '{"data":{"t":"${H}"}}'`, /exactly one Secret/],
+    [`kubectl -n ffl patch cm/app secret/x -p '{"data":{"t":"${H}"}}'`, /exactly one Secret/],
+    [`kubectl -n ffl patch secret app -p '{"metadata":{"annotations":{"t":"${H}"}}}'`, /sets `metadata`, not only data\/stringData/],
+    [`kubectl -n ffl patch secret app -p '{"data":{"${H}":"x"}}'`, /handle in the key/],
+    [`kubectl -n ffl patch secret app --type=json -p '[{"op":"add","path":"/metadata/annotations/t","value":"${H}"}]'`, /other than add\/replace/],
+    [`kubectl -n ffl patch secret app -p 'stringData: {t: "${H}"}'`, /not JSON/],
+    [`kubectl -n ffl create secret generic app --from-literal=${H}=x`, /in the key of --from-literal/],
+    [`kubectl -n ffl get pods --all-namespaces=${H}`, /--all-namespaces/],
+    [`kubectl --context=${H} -n ffl get pods`, /--context/],
     [`kubectl -n ffl create secret generic app --from-literal=token=${H} --dry-run=client -o go-template='{{.data.token}}'`, /prints the value back/],
     [`kubectl -n ffl create secret generic app --from-literal=token=${H} -o yaml`, /prints/],
     [`docker compose -p app exec web env TOKEN=${H}`, /docker compose.*holds a secret handle/],
@@ -97,10 +109,18 @@ describe('secret handles go only where a secret may be stored', () => {
     if (!r.ok) expect(r.message).toMatch(why);
   });
 
+  it('refuses a JSON patch that copies or moves a Secret\'s data, handle or not', () => {
+    const r = parseCommandLine(`kubectl -n ffl patch secret app --type=json -p '[{"op":"copy","from":"/data/password","path":"/metadata/annotations/x"}]'`, { env });
+    expect(r).toMatchObject({ ok: false, code: 'refused', message: expect.stringMatching(/JSON patch `copy` on a Secret/) });
+    expect(parsed(`kubectl -n ffl patch deploy web --type=json -p '[{"op":"copy","from":"/spec/replicas","path":"/metadata/annotations/x"}]'`).class).toBe('mutate');
+  });
+
   it('keeps the sinks: create secret --from-literal, patch secret -p, vault kv put, curl', () => {
     expect(parsed(`kubectl -n ffl create secret generic app --from-literal=token=${H}`).class).toBe('mutate');
     expect(parsed(`kubectl -n ffl create secret generic app --from-literal=a=${H} --from-literal=b={{generate:hex32}} -o name`).class).toBe('mutate');
     expect(parsed(`kubectl -n ffl patch secret app -p '{"stringData":{"token":"${H}"}}'`).class).toBe('mutate');
+    expect(parsed(`kubectl -n ffl patch secret/app -p '{"data":{"a":"x"},"stringData":{"token":"${H}"}}'`).class).toBe('mutate');
+    expect(parsed(`kubectl -n ffl patch secrets app --type=json -p '[{"op":"replace","path":"/stringData/token","value":"${H}"}]'`).class).toBe('mutate');
     expect(parsed(`vault kv put kv/app token=${H}`).class).toBe('mutate');
     expect(parsed(`curl -fsS -H "Authorization: Bearer ${H}" https://api.example.com/v1`).tool).toBe('http');
   });
@@ -119,6 +139,20 @@ describe('kubectl: go-templates that transform values', () => {
     `kubectl -n ffl get cm app -o go-template --template='{{base64decode .data.token}}'`,
     `kubectl -n ffl get cm app --template='{{- printf "%q" .data.token -}}'`,
     `kubectl -n ffl get cm app -o=template='{{range $k, $v := .data}}{{html $v}}{{end}}'`,
+    // Found by review: escapes that spell a verb, index by a computed number or a character,
+    // a `}}` inside a string ending the checked action early, an empty -o with --template.
+    `kubectl -n ffl get cm app -o go-template='{{printf "\\x25 x" .data.token}}'`,
+    `kubectl -n ffl get cm app -o go-template='{{printf "\\u0025X" .data.token}}'`,
+    `kubectl -n ffl get cm app -o go-template='{{index .data.token (len "")}}'`,
+    `kubectl -n ffl get cm app -o go-template="{{index .data.token '\\x00'}}"`,
+    `kubectl -n ffl get cm app -o go-template='{{index .data.token $i}}'`,
+    `kubectl -n ffl get cm app -o go-template='{{ print "}}" (slice .data.token 0 3) }}'`,
+    "kubectl -n ffl get cm app -o go-template='{{ print `}}` (printf \"%x\" .data.token) }}'",
+    `kubectl -n ffl get cm app -o '' --template='{{slice .data.token 0 3}}'`,
+    `kubectl -n ffl get cm app -o go-template='{{ .data.token '`,
+    `kubectl -n ffl get cm -o jsonpath='{.items[?(@.data.token<"m")].metadata.name}'`,
+    `kubectl -n ffl get cm -o jsonpath='{.items[?(@.data.token=~/^a/)].metadata.name}'`,
+    `kubectl -n ffl get secrets --sort-by=.data.token -o name`,
   ])('classifies %s sensitive-read', (line) => {
     expect(parsed(line).class).toBe('sensitive-read');
   });
@@ -130,13 +164,29 @@ describe('kubectl: go-templates that transform values', () => {
     `kubectl -n ffl get deploy web -o go-template='{{if eq .status.readyReplicas .spec.replicas}}ready{{else}}{{len .status.conditions}}{{end}}'`,
     `kubectl -n ffl get deploy web -o go-template='{{/* printf "%x" */}}{{"slice printf"}}{{with .status}}{{.replicas}}{{end}}'`,
     `kubectl -n ffl get deploy web -o jsonpath={.status.readyReplicas}`,
+    `kubectl -n ffl get pods -o jsonpath='{.items[?(@.status.phase=="Running")].metadata.name}'`,
+    `kubectl -n ffl get deploy web -o go-template='{{ index (index .metadata.annotations "a") "b" }}{{- printf "\\"%s\\"\\n" .metadata.name -}}'`,
+    `kubectl -n ffl get pods --sort-by=.metadata.creationTimestamp`,
   ])('keeps %s a plain read', (line) => {
     expect(parsed(line).class).toBe('read');
+  });
+
+  it.each([
+    ['kubectl -n ffl get cm app -o templatefile=/etc/passwd', /reads a local file/],
+    ['kubectl -n ffl create cm x --from-literal=a=b --dry-run=client -o templatefile=/etc/shadow', /reads a local file/],
+    ['kubectl -n ffl get cm app -o go-template-file --template=/etc/passwd', /reads a local file/],
+    ['kubectl -n ffl get cm app -o JSONPATH-FILE=/etc/passwd', /reads a local file/],
+    ['kubectl -n ffl get cm app -o toml', /not a vetted output format/],
+  ])('refuses %s', (line, why) => {
+    const r = parseCommandLine(line, { env });
+    expect(r).toMatchObject({ ok: false, code: 'refused', message: expect.stringMatching(why) });
   });
 
   it('refuses a transforming template on a verb that changes things', () => {
     const r = parseCommandLine(`kubectl -n ffl label deploy web seen=1 -o go-template='{{printf "%x" .metadata.name}}'`, { env });
     expect(r).toMatchObject({ ok: false, code: 'refused', message: expect.stringMatching(/transforms values \(`printf`/) });
+    const r2 = parseCommandLine(`kubectl -n ffl label cm app seen=1 -o go-template='{{index .data.token (len "")}}'`, { env });
+    expect(r2).toMatchObject({ ok: false, code: 'refused', message: expect.stringMatching(/`index` by something other than a string key/) });
   });
 });
 
