@@ -226,11 +226,64 @@ async function contained(p: string, roots: string[], keepLast = false, tool = 'f
  * as written; here each is resolved through its symlinks, as the kernel will, and must still be
  * inside a configured root (also resolved). Null when all are; else the refusal for the first.
  */
-export async function pathsWithinRoots(tool: string, paths: readonly string[], roots: string[]): Promise<{ code: string; message: string } | null> {
+export async function pathsWithinRoots(
+  tool: string,
+  paths: readonly string[],
+  roots: string[],
+  secrets?: ProgramFileSecrets,
+): Promise<{ code: string; message: string } | null> {
   const real = await resolveRoots(roots);
   for (const p of paths) {
     const r = await contained(p, real, false, tool);
     if (r instanceof Refusal) return { code: r.code, message: r.message };
+    if (secrets) {
+      const bad = await secretInFiles(tool, p, r, real, secrets);
+      if (bad) return bad;
+    }
+  }
+  return null;
+}
+
+/** What a program may do with files that hold a known secret value (written by a file block, say). */
+export interface ProgramFileSecrets {
+  /** The broker's scrub: a file whose text it changes holds a known secret (in some form). */
+  scrub: (text: string) => string;
+  /** Null: the program may read such files (it writes them into a Secret); else why not. */
+  refusal: string | null;
+}
+
+/** Files under a directory argument read per call at most, and bytes per file. */
+const PROGRAM_WALK_FILES = 2000;
+const PROGRAM_FILE_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Every file `shown` (resolved to `real`) stands for, a directory walked: each must resolve inside
+ * the roots (a link in a folder is followed by the program), and none may hold a known secret
+ * unless the program writes it into a Secret. Refuses what it cannot check rather than pass it.
+ */
+async function secretInFiles(tool: string, shown: string, real: string, roots: string[], s: ProgramFileSecrets): Promise<{ code: string; message: string } | null> {
+  const pending = [real];
+  let seen = 0;
+  while (pending.length > 0) {
+    const cur = pending.pop()!;
+    let st: Stats;
+    let at: string;
+    try {
+      at = await fsp.realpath(cur);
+      st = await fsp.stat(at);
+    } catch {
+      continue; // gone or dangling: the program reports it
+    }
+    if (!roots.some((r) => inside(at, r))) return { code: `${tool}-outside-roots`, message: `${tool}: ${cur} (under ${shown}) resolves to ${at}, outside the configured roots (${roots.join(', ')})` };
+    if (st.isDirectory()) {
+      for (const name of (await fsp.readdir(at)).sort()) pending.push(join(at, name));
+      continue;
+    }
+    if (!st.isFile()) continue;
+    if (++seen > PROGRAM_WALK_FILES) return { code: `${tool}-too-many-files`, message: `${tool}: ${shown} holds more than ${PROGRAM_WALK_FILES} files to check for secrets; name a smaller folder` };
+    if (st.size > PROGRAM_FILE_BYTES) return { code: `${tool}-file-too-big`, message: `${tool}: ${at} is over ${PROGRAM_FILE_BYTES / 1048576} MiB, too big to check for secrets` };
+    const text = await fsp.readFile(at, 'utf8');
+    if (s.refusal !== null && s.scrub(text) !== text) return { code: `${tool}-secret-file`, message: `${tool}: ${at} holds a secret value; ${s.refusal}` };
   }
   return null;
 }

@@ -275,7 +275,15 @@ async function runInner(call: ToolCall, ctx: ToolContext, started: number): Prom
     pipeline = [...(call.remote?.pipeline ?? []), ...call.pipeline];
   } else {
     if (call.tool === 'kubectl' && call.scope.paths !== undefined && call.scope.paths.length > 0) {
-      const outside = await pathsWithinRoots('kubectl', call.scope.paths, ctx.env.files?.roots ?? []);
+      // A file holding a revealed secret (a file block's) goes only into a Secret, as a handle does.
+      const at = call.args.indexOf('create');
+      const intoSecret = call.verb === 'create' && at !== -1 && call.args[at + 1] === 'secret';
+      const outside = await pathsWithinRoots('kubectl', call.scope.paths, ctx.env.files?.roots ?? [], {
+        scrub: (t) => ctx.secrets.scrub(t),
+        refusal: intoSecret
+          ? null
+          : `kubectl would store or show it outside a Secret's data; put it in one with \`kubectl create secret generic NAME --from-file=KEY=PATH\` (or --from-env-file)`,
+      });
       if (outside) return refusedOutcome(outside, started);
     }
     const argv = await argvFor(call, ctx, false);

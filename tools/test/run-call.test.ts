@@ -96,6 +96,47 @@ describe('kubectl', () => {
     }
   });
 
+  it('a file holding a revealed secret goes only into a Secret; a link in a -f folder is checked too', async () => {
+    const secrets = createSecretBroker();
+    const value = 'tok-9f8e7d6c5b4a';
+    secrets.register('vault:kv/app#token', value);
+    const sub = mkdtempSync(join(dir, 'manifests-'));
+    const outside = mkdtempSync(join(tmpdir(), 'opscrew-runcall-outside-'));
+    try {
+      writeFileSync(join(sub, 'a.yaml'), 'kind: ConfigMap\n');
+      writeFileSync(join(sub, 'cm.yaml'), `kind: ConfigMap\ndata:\n  t: ${Buffer.from(value).toString('base64')}\n`);
+      writeFileSync(join(dir, 'tok'), `${value}\n`);
+      const rec = recorder();
+      const c = ctx(rec.spawn, { secrets });
+      for (const line of [
+        `kubectl -n ffl apply -f ${sub}/cm.yaml`,
+        `kubectl -n ffl apply -f ${sub}`, // the folder is walked
+        `kubectl -n ffl create configmap x --from-file=t=${dir}/tok`,
+        `kubectl -n ffl patch deploy web --patch-file=${dir}/tok`,
+      ]) {
+        const r = await runToolCall(parse(line), c);
+        expect(r.refused?.code, line).toBe('kubectl-secret-file');
+        expect(r.stderr, line).toMatch(/holds a secret value; kubectl would store or show it outside a Secret's data/);
+      }
+      expect(rec.spawned).toEqual([]);
+      // The sink: a Secret made from the file.
+      const ok = await runToolCall(parse(`kubectl -n ffl create secret generic app --from-file=token=${dir}/tok`), c);
+      expect(ok.refused).toBeUndefined();
+      expect(rec.spawned).toHaveLength(1);
+      // A folder without secrets applies; a link in it to outside the roots does not.
+      const clean = mkdtempSync(join(dir, 'clean-'));
+      writeFileSync(join(clean, 'a.yaml'), 'kind: ConfigMap\n');
+      expect((await runToolCall(parse(`kubectl -n ffl apply -f ${clean}`), c)).refused).toBeUndefined();
+      writeFileSync(join(outside, 'admin.conf'), 'apiVersion: v1\n');
+      symlinkSync(join(outside, 'admin.conf'), join(clean, 'z.yaml'));
+      const linked = await runToolCall(parse(`kubectl -n ffl apply -f ${clean}`), c);
+      expect(linked.refused?.code).toBe('kubectl-outside-roots');
+      expect(linked.stderr).toContain(`resolves to ${outside}/admin.conf`);
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
   it('a read runs once, no pre-step', async () => {
     const rec = recorder();
     const r = await runToolCall(parse('kubectl -n ffl get pods'), ctx(rec.spawn));
