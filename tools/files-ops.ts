@@ -343,13 +343,56 @@ export async function openWithin(path: string, flags: number, roots: readonly st
   let real: string;
   try {
     real = await fsp.readlink(`/proc/self/fd/${fh.fd}`);
-  } catch {
-    return fh;
+  } catch (cause) {
+    await fh.close();
+    if (flags & constants.O_CREAT) await fsp.rm(path, { force: true });
+    throw new ToolError('files-unverifiable', `files: cannot tell where ${path} was opened (/proc/self/fd is not readable); refused`, { cause });
   }
-  if (!real.startsWith(sep) || roots.some((r) => inside(real, r))) return fh;
+  if (roots.some((r) => inside(real, r))) return fh;
   await fh.close();
-  if (flags & constants.O_CREAT) await fsp.rm(real, { force: true });
+  if (flags & constants.O_CREAT && real.startsWith(sep)) await fsp.rm(real, { force: true });
   throw new ToolError('files-outside-roots', `files: ${path} opened ${real}, outside the configured roots (${roots.join(', ')}): a directory on the path changed after it was checked`);
+}
+
+/**
+ * The path an operation on `real` (already checked inside the roots) should use: its directory
+ * is opened (never through a link) and verified by openWithin, and the last name is reached
+ * through that descriptor (`/proc/self/fd/N/name`). A directory on the way swapped for a link
+ * after the check cannot move the operation outside the roots: the kernel resolves from the
+ * directory that was verified. The descriptor stays open until the call ends (`c.pins`).
+ * A missing directory fails as the operation would (ENOENT).
+ */
+async function pin(c: OpCtx, real: string): Promise<string> {
+  const isRoot = c.roots.includes(real);
+  const fh = await openWithin(isRoot ? real : dirname(real), constants.O_RDONLY | constants.O_DIRECTORY, c.roots);
+  c.pins.push(fh);
+  // `N/.` for a root itself: `N` alone is the magic link, which lstat would describe.
+  return `/proc/self/fd/${fh.fd}/${isRoot ? '.' : basename(real)}`;
+}
+
+/**
+ * mkdir -p through verified descriptors: from the root holding `real`, each component is made
+ * (if missing) and then opened without following links before the next is made inside it, so a
+ * link planted on the way fails the call instead of leading out of the roots. True if it made one.
+ */
+async function mkdirPinned(c: OpCtx, real: string): Promise<boolean> {
+  const root = c.roots.filter((r) => inside(real, r)).sort((a, b) => b.length - a.length)[0];
+  if (root === undefined) throw new ToolError('files-outside-roots', `files: ${real} is outside the configured roots`);
+  let fh = await openWithin(root, constants.O_RDONLY | constants.O_DIRECTORY, c.roots);
+  c.pins.push(fh);
+  let made = false;
+  for (const part of (root === sep ? real.slice(1) : real.slice(root.length + 1)).split(sep).filter(Boolean)) {
+    const next = `/proc/self/fd/${fh.fd}/${part}`;
+    try {
+      await fsp.mkdir(next);
+      made = true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    fh = await openWithin(next, constants.O_RDONLY | constants.O_DIRECTORY, c.roots);
+    c.pins.push(fh);
+  }
+  return made;
 }
 
 async function readCapped(path: string, out: Out, roots: readonly string[]): Promise<void> {
@@ -374,12 +417,13 @@ async function readCapped(path: string, out: Out, roots: readonly string[]): Pro
 }
 
 /** Writes via a temp file and rename: a symlink planted at the target is replaced, never followed. */
-async function writeAtomic(target: string, data: Buffer | string, mode: number, roots: readonly string[]): Promise<void> {
+async function writeAtomic(target: string, data: Buffer | string, mode: number, roots: readonly string[], times?: { atime: Date; mtime: Date }): Promise<void> {
   const tmp = join(dirname(target), `.${basename(target)}.opscrew-${process.pid}-${Date.now()}`);
   const fh = await openWithin(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, roots, mode);
   try {
     await fh.writeFile(data);
     await fh.chmod(mode);
+    if (times) await fh.utimes(times.atime, times.mtime);
     await fh.sync();
   } finally {
     await fh.close();
@@ -389,6 +433,16 @@ async function writeAtomic(target: string, data: Buffer | string, mode: number, 
   } catch (e) {
     await fsp.rm(tmp, { force: true });
     throw e;
+  }
+}
+
+/** chmod that never follows a link (the kernel would change its target, maybe outside the roots). */
+async function chmodNoFollow(path: string, mode: number): Promise<void> {
+  const fh = await fsp.open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    await fh.chmod(mode);
+  } finally {
+    await fh.close();
   }
 }
 
@@ -402,6 +456,8 @@ interface OpCtx {
   err: Out;
   content: string | undefined;
   reveal: (s: string) => string;
+  /** Directories opened by pin(), closed when the call ends. */
+  pins: fsp.FileHandle[];
 }
 
 type Step = Promise<number | Refusal>;
@@ -502,9 +558,10 @@ async function doLs(c: OpCtx): Step {
     // Recursion never follows symlinks (lstat above), so it cannot leave the root.
     for (const n of subdirs) await listDir(join(dir, n), `${shown.replace(/\/$/, '')}/${n}`);
   };
-  for (const [i, p] of real.entries()) {
-    const shown = operands[i] ?? p;
+  for (const [i, r] of real.entries()) {
+    const shown = operands[i] ?? r;
     try {
+      const p = await pin(c, r);
       const st = await fsp.stat(p);
       if (!st.isDirectory() || c.flags.has('d')) {
         c.out.add(await lsLine(c, p, shown));
@@ -512,6 +569,7 @@ async function doLs(c: OpCtx): Step {
       }
       await listDir(p, shown);
     } catch (e) {
+      if (e instanceof ToolError) throw e;
       c.err.add(`ls: cannot access '${shown}': ${errText(e)}\n`);
       code = 2;
     }
@@ -553,9 +611,10 @@ async function doStat(c: OpCtx): Step {
   const real = await containAll(c, c.operands, !deref);
   if (real instanceof Refusal) return real;
   let code = 0;
-  for (const [i, r] of real.entries()) {
-    const p = c.operands[i] ?? r;
+  for (const [i, checked] of real.entries()) {
+    const p = c.operands[i] ?? checked;
     try {
+      const r = await pin(c, checked);
       const st = deref ? await fsp.stat(r) : await fsp.lstat(r);
       const fmt = c.values.get('c');
       if (fmt !== undefined) c.out.add(statFormat(fmt, p, st));
@@ -567,6 +626,7 @@ async function doStat(c: OpCtx): Step {
             `Modify: ${st.mtime.toISOString()}\n`,
         );
     } catch (e) {
+      if (e instanceof ToolError) throw e;
       c.err.add(`stat: cannot statx '${p}': ${errText(e)}\n`);
       code = 1;
     }
@@ -579,9 +639,10 @@ async function doTest(c: OpCtx): Step {
   if (c.flags.size !== 1 || p === undefined || extra.length) return new Refusal('files-usage', 'files test: use exactly one of -e -f -d -r -w -x -s -L -h and one path');
   const flag = [...c.flags][0] ?? 'e';
   const link = flag === 'L' || flag === 'h';
-  const r = await contained(p, c.roots, link);
-  if (r instanceof Refusal) return r;
+  const checked = await contained(p, c.roots, link);
+  if (checked instanceof Refusal) return checked;
   try {
+    const r = await pin(c, checked);
     if (link) return (await fsp.lstat(r)).isSymbolicLink() ? 0 : 1;
     const st = await fsp.stat(r);
     switch (flag) {
@@ -599,7 +660,8 @@ async function doTest(c: OpCtx): Step {
         return 0;
       }
     }
-  } catch {
+  } catch (e) {
+    if (e instanceof ToolError) throw e;
     return 1;
   }
 }
@@ -616,22 +678,23 @@ async function doCp(c: OpCtx): Step {
   const [srcArg, dstArg] = c.operands as [string, string];
   const recursive = c.flags.has('r') || c.flags.has('R') || c.flags.has('a');
   const preserve = c.flags.has('p') || c.flags.has('a');
-  const src = await contained(srcArg, c.roots);
-  if (src instanceof Refusal) return src;
+  const srcReal = await contained(srcArg, c.roots);
+  if (srcReal instanceof Refusal) return srcReal;
   let dst = await contained(dstArg, c.roots);
   if (dst instanceof Refusal) return dst;
   try {
+    const src = await pin(c, srcReal);
     const sst = await fsp.stat(src);
-    const dstStat = await fsp.stat(dst).catch(() => null);
+    const dstStat = await fsp.stat(await pin(c, dst)).catch(() => null);
     if (dstStat?.isDirectory()) {
-      dst = await contained(join(dst, basename(src)), c.roots);
+      dst = await contained(join(dst, basename(srcReal)), c.roots);
       if (dst instanceof Refusal) return dst;
     }
-    if (dst === src || inside(dst, src)) {
+    if (dst === srcReal || inside(dst, srcReal)) {
       c.err.add(`cp: cannot copy '${srcArg}' into itself\n`);
       return 1;
     }
-    const target = dst;
+    const target = await pin(c, dst);
     const targetStat = await fsp.stat(target).catch(() => null);
     if (c.flags.has('n') && (await exists(target))) return 0;
     if (sst.isDirectory()) {
@@ -655,12 +718,15 @@ async function doCp(c: OpCtx): Step {
       });
       if (count > MAX_TREE_ENTRIES) c.err.add(`cp: stopped after ${MAX_TREE_ENTRIES} entries\n`);
     } else {
-      if (c.flags.has('b') && targetStat && !targetStat.isDirectory()) await fsp.copyFile(target, `${target}~`);
-      const fh = await openWithin(src, constants.O_RDONLY, c.roots);
-      const data = await fh.readFile().finally(() => fh.close());
+      const read = async (path: string): Promise<Buffer> => {
+        const fh = await openWithin(path, constants.O_RDONLY, c.roots);
+        return fh.readFile().finally(() => fh.close());
+      };
+      // The backup is written like any target: a link planted at `target~` is replaced, not followed.
+      if (c.flags.has('b') && targetStat && !targetStat.isDirectory()) await writeAtomic(`${target}~`, await read(target), targetStat.mode & 0o7777, c.roots);
+      const data = await read(src);
       const mode = preserve ? sst.mode & 0o7777 : targetStat && !targetStat.isDirectory() ? targetStat.mode & 0o7777 : sst.mode & 0o777;
-      await writeAtomic(target, data, mode, c.roots);
-      if (preserve) await fsp.utimes(target, sst.atime, sst.mtime);
+      await writeAtomic(target, data, mode, c.roots, preserve ? { atime: sst.atime, mtime: sst.mtime } : undefined);
     }
     if (c.flags.has('v')) c.out.add(`'${srcArg}' -> '${dstArg}'\n`);
     return 0;
@@ -684,12 +750,18 @@ async function doMkdir(c: OpCtx): Step {
   const real = await containAll(c, c.operands);
   if (real instanceof Refusal) return real;
   let code = 0;
-  for (const [i, p] of real.entries()) {
+  for (const [i, r] of real.entries()) {
     try {
-      const made = await fsp.mkdir(p, { recursive: c.flags.has('p') });
-      if (mode !== undefined) await fsp.chmod(p, mode);
-      if (c.flags.has('v') && (made !== undefined || !c.flags.has('p'))) c.out.add(`mkdir: created directory '${c.operands[i]}'\n`);
+      let made: boolean;
+      if (c.flags.has('p')) made = await mkdirPinned(c, r);
+      else {
+        await fsp.mkdir(await pin(c, r));
+        made = true;
+      }
+      if (mode !== undefined) await chmodNoFollow(await pin(c, r), mode);
+      if (c.flags.has('v') && (made || !c.flags.has('p'))) c.out.add(`mkdir: created directory '${c.operands[i]}'\n`);
     } catch (e) {
+      if (e instanceof ToolError) throw e;
       c.err.add(`mkdir: cannot create directory '${c.operands[i]}': ${errText(e)}\n`);
       code = 1;
     }
@@ -714,7 +786,7 @@ async function doChmod(c: OpCtx): Step {
     const after = applyMode(spec, before, st.isDirectory()) ?? before;
     // setuid/setgid: a vetted tool does not mint privileged binaries.
     if (after & 0o6000 && !(before & 0o6000)) throw new Refusal('files-mode', `files chmod: mode ${spec} adds setuid/setgid; refused`);
-    await fsp.chmod(p, after);
+    await chmodNoFollow(p, after);
     if (c.flags.has('v') || (c.flags.has('c') && after !== before)) {
       const fmt = (m: number): string => m.toString(8).padStart(4, '0');
       c.out.add(after === before ? `mode of '${shown}' retained as ${fmt(after)}\n` : `mode of '${shown}' changed from ${fmt(before)} to ${fmt(after)}\n`);
@@ -726,11 +798,12 @@ async function doChmod(c: OpCtx): Step {
       }
     }
   };
-  for (const [i, p] of real.entries()) {
+  for (const [i, r] of real.entries()) {
     try {
-      await one(p, paths[i] ?? p);
+      await one(await pin(c, r), paths[i] ?? r);
     } catch (e) {
       if (e instanceof Refusal) return e;
+      if (e instanceof ToolError) throw e;
       c.err.add(`chmod: cannot access '${paths[i]}': ${errText(e)}\n`);
       code = 1;
     }
@@ -749,9 +822,10 @@ async function doRm(c: OpCtx): Step {
     if (c.roots.some((root) => inside(root, r))) return new Refusal('files-rm-root', `files rm: ${c.operands[i]} is a configured root or holds one; refused`);
   }
   let code = 0;
-  for (const [i, p] of real.entries()) {
-    const shown = c.operands[i] ?? p;
+  for (const [i, r] of real.entries()) {
+    const shown = c.operands[i] ?? r;
     try {
+      const p = await pin(c, r);
       const st = await fsp.lstat(p);
       if (st.isDirectory()) {
         if (recursive) await fsp.rm(p, { recursive: true, force: false });
@@ -766,6 +840,7 @@ async function doRm(c: OpCtx): Step {
       }
       if (c.flags.has('v')) c.out.add(`removed '${shown}'\n`);
     } catch (e) {
+      if (e instanceof ToolError) throw e;
       if (force && isEnoent(e)) continue;
       c.err.add(`rm: cannot remove '${shown}': ${errText(e)}\n`);
       code = 1;
@@ -789,10 +864,11 @@ async function doWrite(c: OpCtx): Step {
   // Secret values enter only here, at exec time; a file holding one is private by default.
   const text = c.reveal(c.content);
   try {
-    const existing = await fsp.stat(r).catch(() => null);
+    const target = await pin(c, r);
+    const existing = await fsp.stat(target).catch(() => null);
     if (existing?.isDirectory()) throw Object.assign(new Error('dir'), { code: 'EISDIR' });
     const mode = existing ? existing.mode & 0o777 : text !== c.content ? 0o600 : 0o644;
-    await writeAtomic(r, text, mode, c.roots);
+    await writeAtomic(target, text, mode, c.roots);
     return 0;
   } catch (e) {
     if (e instanceof ToolError) return new Refusal(e.code, e.message);
@@ -833,6 +909,7 @@ export async function runFilesCall(call: ToolCall, ctx: ToolContext): Promise<Ex
   if (parsed instanceof Refusal) return done(null, out, err, parsed);
   const roots = await resolveRoots(ctx.env.files?.roots ?? []);
   if (roots.length === 0) return done(null, out, err, new Refusal('files-no-roots', 'files: no configured file roots exist (config files.roots)'));
+  const pins: fsp.FileHandle[] = [];
   try {
     const r = await op({
       verb: call.verb,
@@ -844,6 +921,7 @@ export async function runFilesCall(call: ToolCall, ctx: ToolContext): Promise<Ex
       err,
       content: call.content,
       reveal: (s) => ctx.secrets.reveal(s),
+      pins,
     });
     return r instanceof Refusal ? done(null, out, err, r) : done(r, out, err);
   } catch (e) {
@@ -851,5 +929,7 @@ export async function runFilesCall(call: ToolCall, ctx: ToolContext): Promise<Ex
     if (e instanceof ToolError) return done(null, out, err, new Refusal(e.code, e.message));
     err.add(`files ${call.verb}: ${errText(e)}\n`);
     return done(1, out, err);
+  } finally {
+    await Promise.all(pins.map((fh) => fh.close().catch(() => undefined)));
   }
 }

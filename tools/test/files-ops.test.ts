@@ -1,7 +1,7 @@
 // The files tool on real temp directories: containment in the configured roots, symlink
 // escape and traversal refused, and each verb doing what it says.
 import { createHash } from 'node:crypto';
-import { chmodSync, constants, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, constants, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
@@ -161,6 +161,56 @@ describe('files: a directory swapped after the check', () => {
     const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
     await expect(openWithin(join(root, 'swapped', 'new.tmp'), flags, [realpathSync(root)], 0o600)).rejects.toMatchObject({ code: 'files-outside-roots' });
     expect(readdirSync(outside)).toEqual(['secret.txt']);
+  });
+});
+
+describe('files: a directory swapped for a link while calls run', () => {
+  // The race the pinning closes: between the path check and the fs call another writer turns a
+  // directory on the path into a link to outside the roots. The swapper runs in this event
+  // loop between the call's awaits, which is where that window is.
+  it('rm, chmod, write and mkdir -p never touch anything outside the roots', async () => {
+    const d = join(root, 'd');
+    const parked = join(root, 'd-parked');
+    mkdirSync(d);
+    let stop = false;
+    const swapper = (async () => {
+      while (!stop) {
+        try {
+          renameSync(d, parked);
+          symlinkSync(outside, d);
+        } catch {
+          // a call holds it mid-way: try again
+        }
+        await new Promise((r) => setImmediate(r));
+        try {
+          unlinkSync(d);
+          renameSync(parked, d);
+        } catch {
+          // as above
+        }
+        await new Promise((r) => setImmediate(r));
+      }
+    })();
+    const outsideFiles = (): string[] => readdirSync(outside).sort();
+    try {
+      for (let i = 0; i < 150; i++) {
+        const name = `victim-${i}`;
+        writeFileSync(join(outside, name), 'outside');
+        chmodSync(join(outside, name), 0o644);
+        for (const dir of [d, parked]) if (existsSync(dir) && !lstatSync(dir).isSymbolicLink()) writeFileSync(join(dir, name), 'inside');
+        await runFilesCall(call('rm', ['-f', join(d, name)]), ctx());
+        await runFilesCall(call('chmod', ['0600', join(d, name)]), ctx());
+        await runFilesCall(call('write', [join(d, `${name}.w`)], 'written'), ctx());
+        await runFilesCall(call('mkdir', ['-p', join(d, `${name}.dir`, 'x')]), ctx());
+        expect(readFileSync(join(outside, name), 'utf8'), name).toBe('outside');
+        expect(statSync(join(outside, name)).mode & 0o777, name).toBe(0o644);
+      }
+    } finally {
+      stop = true;
+      await swapper;
+    }
+    expect(outsideFiles().filter((f) => f.endsWith('.w') || f.endsWith('.dir'))).toEqual([]);
+    expect(outsideFiles().filter((f) => f.startsWith('victim-')).length).toBe(150);
   });
 });
 
