@@ -47,22 +47,31 @@ export function checkOutput(output: string | true | undefined, template: string 
   const isJsonpath = format !== undefined && JSONPATH.has(format);
   const isGo = format === undefined || format === '' || GO_TEMPLATE.has(format);
   const texts = [inline, tpl].filter((t): t is string => t !== undefined);
+  // custom-columns are jsonpath expressions too.
+  const isColumns = format === 'custom-columns';
   let transform: string | undefined;
   for (const t of texts) {
-    transform ??= isJsonpath ? jsonpathTransform(t) : isGo ? goTemplateTransform(t) : undefined;
+    transform ??= isJsonpath || isColumns ? jsonpathTransform(t) : isGo ? goTemplateTransform(t) : undefined;
   }
   const showsData = (format !== undefined && format !== 'name' && format !== 'wide') || tpl !== undefined;
   return { ok: true, showsData, ...(transform !== undefined ? { transform } : {}) };
 }
 
-/** A jsonpath filter comparing by order or regex (`?(@.x < "m")`, `=~`) bisects a value. */
+/**
+ * A jsonpath filter comparing by order or regex (`?(@.x < "m")`, `=~`) bisects a value. Any `<`,
+ * `>` or `=~` anywhere counts, quoted or not: finding the filter's end the way kubectl does
+ * (quote-aware, nested) is where a checker gets fooled, and these rarely appear otherwise.
+ */
 export function jsonpathTransform(path: string): string | undefined {
-  const filter = /\?\(([^)]*)\)/g;
-  for (const m of path.matchAll(filter)) {
-    const body = m[1]!.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g, '""');
-    if (/[<>]|=~/.test(body)) return 'a jsonpath filter that compares by order or regex';
-  }
-  return undefined;
+  return /[<>]|=~/.test(path) ? 'a jsonpath filter that compares by order or regex' : undefined;
+}
+
+/** --sort-by on object data orders objects by a value: with objects one made, a bisecting oracle. */
+export function sortByTransform(sortBy: string | true | undefined): string | undefined {
+  if (typeof sortBy !== 'string') return undefined;
+  const path = sortBy.replace(/^\{/, '').replace(/\}$/, '');
+  if (/^\.(?:metadata|status)\.[\w.\-[\]]+$/.test(path)) return undefined;
+  return `--sort-by=${sortBy} (only .metadata.* and .status.* fields sort as a plain read)`;
 }
 
 type Token = { kind: 'word' | 'field' | 'string' | 'raw' | 'char' | 'number' | 'punct'; text: string };
@@ -164,6 +173,8 @@ export function goTemplateTransform(template: string): string | undefined {
       }
       if (tok.text === 'index') {
         // A map lookup by string keys is the common use; anything else may index a string's bytes.
+        // A piped value is index's last argument (`0 | index .data "k"`): never a string key here.
+        if (t[i - 1]?.text === '|') return '`index` with a piped argument';
         let depth = 0;
         let arg = 0;
         for (let j = i + 1; j < t.length; j++) {

@@ -5,7 +5,8 @@
 
 import { hasHandles } from '../secret-broker.js';
 
-export const SECRET_RESOURCE = /^secrets?(?:\.|$)/i;
+/** The core Secret resource as kubectl names it (`secret`, `secrets`, `secrets.v1.`), not a look-alike CRD. */
+export const SECRET_RESOURCE = /^secrets?(?:\.v1\.?)?$/i;
 
 const SINK_HINT =
   'handles go only into the data of one Secret: `kubectl create secret generic NAME --from-literal=KEY={{secret:…}}` or `kubectl patch secret NAME -p \'{"stringData":{"KEY":"{{secret:…}}"}}\'`';
@@ -28,7 +29,8 @@ export function handleSinkRefusal(u: HandleUse): string | null {
   const only = (flag: string): boolean => [...u.handlesIn].every((h) => h === flag);
   if (u.verb === 'create' && u.positionals[1] === 'secret' && only('--from-literal')) {
     // KEY=VALUE: a key name is printed by describe; only the value may be secret.
-    const badKey = u.fromLiterals.find((v) => hasHandles(v.slice(0, Math.max(0, v.indexOf('=')))) || !v.includes('='));
+    // The first `=` must come before any handle: a ref may hold `=`, and so may its value.
+    const badKey = u.fromLiterals.find((v) => hasHandles(v) && (v.indexOf('=') === -1 || v.indexOf('{{') < v.indexOf('=')));
     if (badKey !== undefined) return `a secret handle in the key of --from-literal=${badKey}; key names are shown by describe; ${SINK_HINT}`;
     return null;
   }
@@ -37,7 +39,7 @@ export function handleSinkRefusal(u: HandleUse): string | null {
     if (target !== null) return `\`kubectl patch\` with a secret handle must name exactly one Secret (${target}); ${SINK_HINT}`;
     const patch = u.flags.get('patch');
     const type = u.flags.get('type');
-    const bad = typeof patch === 'string' ? dataOnlyPatch(patch, typeof type === 'string' ? type : 'strategic') : 'no patch';
+    const bad = typeof patch === 'string' ? dataOnlyPatch(patch, typeof type === 'string' ? type.toLowerCase() : 'strategic') : 'no patch';
     if (bad !== null) return `a secret handle in this patch ${bad}; ${SINK_HINT}`;
     return null;
   }
@@ -68,6 +70,7 @@ function dataOnlyPatch(text: string, type: string): string | null {
       const o = op as { op?: unknown; path?: unknown; value?: unknown } | null;
       if (!o || (o.op !== 'add' && o.op !== 'replace') || typeof o.path !== 'string' || !/^\/(?:data|stringData)\/[^/]+$/.test(o.path) || typeof o.value !== 'string')
         return `has an operation other than add/replace of a string at /data/KEY or /stringData/KEY (${JSON.stringify(op)})`;
+      if (hasHandles(o.path)) return `puts a handle in the key ${o.path}`;
     }
     return null;
   }
@@ -89,12 +92,13 @@ function dataOnlyPatch(text: string, type: string): string | null {
  * put the value where `describe` shows it: refused, with or without a handle.
  */
 export function secretCopyRefusal(patch: string | true | undefined, type: string | true | undefined): string | null {
-  if (type !== 'json' || typeof patch !== 'string') return null;
+  if (typeof type !== 'string' || type.toLowerCase() !== 'json' || typeof patch !== 'string') return null;
   let ops: unknown;
   try {
     ops = JSON.parse(patch);
   } catch {
-    return null; // kubectl refuses it
+    // kubectl reads -p as YAML too; what cannot be checked here is refused.
+    return 'a JSON patch on a Secret must be written as JSON (not YAML) so its operations can be checked';
   }
   if (!Array.isArray(ops)) return null;
   const bad = (ops as Array<{ op?: unknown; from?: unknown }>).find((o) => o && (o.op === 'copy' || o.op === 'move'));

@@ -7,7 +7,7 @@ import type { Word } from '../tokenize.js';
 import type { OpClass, ToolCall } from '../types.js';
 import { hasHandles } from '../secret-broker.js';
 import { list, makeCall, named, ok, refused, splitLong, unparseable, type ParseContext, type ParseResult } from './common.js';
-import { checkOutput } from './kubectl-output.js';
+import { checkOutput, sortByTransform } from './kubectl-output.js';
 import { handleSinkRefusal, SECRET_RESOURCE, secretCopyRefusal } from './kubectl-secrets.js';
 
 type FlagKind = 'value' | 'bool' | 'path';
@@ -173,6 +173,8 @@ export function parseKubectl(words: readonly Word[], ctx: ParseContext): ParseRe
       // The policy checks paths lexically, kubectl opens them through the kernel: `/srv/link/..`
       // is not `/srv` when link is a symlink. Same rule as the files tool.
       if (path.split('/').includes('..')) return refused(`kubectl: ${named(w)} contains \`..\` (path traversal); write the path it means`);
+      // kubectl expands a glob in -f itself: the files it reads would not be the ones checked.
+      if (/[*?[]/.test(path)) return refused(`kubectl: ${named(w)} is a glob pattern, which kubectl expands itself; name the files or their folder`);
       p.paths.push(path);
     }
     p.flags.set(name, value);
@@ -312,8 +314,12 @@ export function parseKubectl(words: readonly Word[], ctx: ParseContext): ParseRe
     else if (cls !== 'sensitive-read')
       return refused(`kubectl: \`${fullVerb}\` with -o ${shown} prints the secret it changes, values included; use -o name (or no -o) and read values with \`get secret -o yaml\` (sensitive-read)`);
   }
-  // The order of Secrets sorted by a data field bisects its value, names alone are enough.
-  if (targetsSecrets && p.flags.has('sort-by') && cls === 'read') cls = 'sensitive-read';
+  // Objects sorted by a data field bisect its value, names alone are enough; on Secrets any sort.
+  const sortBy = p.flags.get('sort-by');
+  if (cls === 'read' && sortBy !== undefined && (targetsSecrets || sortByTransform(sortBy) !== undefined)) cls = 'sensitive-read';
+  // A Secret made from files printed back (a client-side dry run with -o yaml) shows their values.
+  if (verb === 'create' && p.positionals[1] === 'secret' && p.paths.length > 0 && output.showsData)
+    return refused(`kubectl: \`create secret\` from files with -o ${shown} prints their values back; use -o name (or no -o)`);
   if (verb === 'patch' && targetsSecrets) {
     const copy = secretCopyRefusal(p.flags.get('patch'), p.flags.get('type'));
     if (copy !== null) return refused(`kubectl: ${copy}`);

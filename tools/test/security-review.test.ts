@@ -94,6 +94,10 @@ describe('secret handles go only where a secret may be stored', () => {
     [`kubectl -n ffl patch secret app --type=json -p '[{"op":"add","path":"/metadata/annotations/t","value":"${H}"}]'`, /other than add\/replace/],
     [`kubectl -n ffl patch secret app -p 'stringData: {t: "${H}"}'`, /not JSON/],
     [`kubectl -n ffl create secret generic app --from-literal=${H}=x`, /in the key of --from-literal/],
+    // Second review: a ref holding `=`, a handle in a JSON-patch key, a look-alike CRD.
+    [`kubectl -n ffl create secret generic app --from-literal=pre{{secret:vault:kv/a=b#f}}`, /in the key of --from-literal/],
+    [`kubectl -n ffl patch secret app --type=json -p '[{"op":"add","path":"/data/{{generate:alnum24}}","value":"eA=="}]'`, /handle in the key/],
+    [`kubectl -n ffl patch secret.example.com app -p '{"stringData":{"k":"${H}"}}'`, /exactly one Secret/],
     [`kubectl -n ffl get pods --all-namespaces=${H}`, /--all-namespaces/],
     [`kubectl --context=${H} -n ffl get pods`, /--context/],
     [`kubectl -n ffl create secret generic app --from-literal=token=${H} --dry-run=client -o go-template='{{.data.token}}'`, /prints the value back/],
@@ -112,6 +116,10 @@ describe('secret handles go only where a secret may be stored', () => {
   it('refuses a JSON patch that copies or moves a Secret\'s data, handle or not', () => {
     const r = parseCommandLine(`kubectl -n ffl patch secret app --type=json -p '[{"op":"copy","from":"/data/password","path":"/metadata/annotations/x"}]'`, { env });
     expect(r).toMatchObject({ ok: false, code: 'refused', message: expect.stringMatching(/JSON patch `copy` on a Secret/) });
+    const upper = parseCommandLine(`kubectl -n ffl patch secret app --type=JSON -p '[{"op":"move","from":"/data/password","path":"/metadata/annotations/x"}]'`, { env });
+    expect(upper).toMatchObject({ ok: false, code: 'refused', message: expect.stringMatching(/JSON patch `move` on a Secret/) });
+    const yaml = parseCommandLine(`kubectl -n ffl patch secret app --type=json -p '[{op: copy, from: /data/k, path: /metadata/annotations/x}]'`, { env });
+    expect(yaml).toMatchObject({ ok: false, code: 'refused', message: expect.stringMatching(/must be written as JSON/) });
     expect(parsed(`kubectl -n ffl patch deploy web --type=json -p '[{"op":"copy","from":"/spec/replicas","path":"/metadata/annotations/x"}]'`).class).toBe('mutate');
   });
 
@@ -153,6 +161,14 @@ describe('kubectl: go-templates that transform values', () => {
     `kubectl -n ffl get cm -o jsonpath='{.items[?(@.data.token<"m")].metadata.name}'`,
     `kubectl -n ffl get cm -o jsonpath='{.items[?(@.data.token=~/^a/)].metadata.name}'`,
     `kubectl -n ffl get secrets --sort-by=.data.token -o name`,
+    // Second review: a piped index argument, a `)` inside a quoted jsonpath literal hiding `>`,
+    // custom-columns filters, --sort-by on data of any object.
+    `kubectl -n ffl get cm -o go-template='{{range .items}}{{0 | index .data "k"}} {{end}}'`,
+    `kubectl -n ffl get cm -o go-template='{{range .items}}{{printf "%s" (0 | index .data "k")}}{{end}}'`,
+    `kubectl -n ffl get cm -o jsonpath='{.items[?("m)" > @.data.k)].metadata.name}'`,
+    `kubectl -n ffl get pods -o custom-columns='N:.metadata.name,E:.spec.containers[*].env[?(@.value<"m")].name'`,
+    `kubectl -n ffl get cm --sort-by=.data.k`,
+    `kubectl -n ffl get cm --sort-by='{.data.k}'`,
   ])('classifies %s sensitive-read', (line) => {
     expect(parsed(line).class).toBe('sensitive-read');
   });
@@ -167,6 +183,8 @@ describe('kubectl: go-templates that transform values', () => {
     `kubectl -n ffl get pods -o jsonpath='{.items[?(@.status.phase=="Running")].metadata.name}'`,
     `kubectl -n ffl get deploy web -o go-template='{{ index (index .metadata.annotations "a") "b" }}{{- printf "\\"%s\\"\\n" .metadata.name -}}'`,
     `kubectl -n ffl get pods --sort-by=.metadata.creationTimestamp`,
+    `kubectl -n ffl get pods --sort-by='.status.containerStatuses[0].restartCount'`,
+    `kubectl -n ffl get pods -o custom-columns=NAME:.metadata.name,PHASE:.status.phase`,
   ])('keeps %s a plain read', (line) => {
     expect(parsed(line).class).toBe('read');
   });
@@ -177,6 +195,8 @@ describe('kubectl: go-templates that transform values', () => {
     ['kubectl -n ffl get cm app -o go-template-file --template=/etc/passwd', /reads a local file/],
     ['kubectl -n ffl get cm app -o JSONPATH-FILE=/etc/passwd', /reads a local file/],
     ['kubectl -n ffl get cm app -o toml', /not a vetted output format/],
+    ["kubectl -n ffl apply -f '/srv/x/s*.yaml'", /glob pattern/],
+    ['kubectl -n ffl create secret generic x --from-file=k=/srv/app.conf --dry-run=client -o yaml', /from files with -o yaml prints their values back/],
   ])('refuses %s', (line, why) => {
     const r = parseCommandLine(line, { env });
     expect(r).toMatchObject({ ok: false, code: 'refused', message: expect.stringMatching(why) });
