@@ -154,8 +154,13 @@ function errText(e: unknown): string {
     case 'ELOOP':
       return 'Too many levels of symbolic links';
     default:
-      return e instanceof Error ? e.message : String(e);
+      return outsideProc(e instanceof Error ? e.message : String(e));
   }
+}
+
+/** A message without the /proc/self/fd/N/ names operations use internally (see pin). */
+function outsideProc(text: string): string {
+  return text.replace(/\/proc\/self\/fd\/\d+\/?/g, '…/');
 }
 
 function isEnoent(e: unknown): boolean {
@@ -252,6 +257,25 @@ export interface ProgramFileSecrets {
   refusal: string | null;
 }
 
+const KUSTOMIZATION = /^(?:kustomization\.ya?ml|Kustomization)$/;
+
+/**
+ * What a kustomization names outside its own folder, or null: a `..` step, an absolute path, a
+ * home path, or a remote (URL, git@, ?ref=, a `repo//path`, a forge host). Textual and strict:
+ * any such word anywhere counts, in whatever field.
+ */
+export function kustomizationReach(text: string): string | null {
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.replace(/(^|\s)#.*$/, '');
+    const m =
+      /(?:^|[\s'"[,=:])(\.\.(?:\/|$|['"\s,\]]))/.exec(line) ??
+      /(?:^\s*-\s*|:\s*|[[,]\s*)['"]?([/~][^\s'",\]]*)/.exec(line) ??
+      /([a-z][a-z0-9+.-]*:\/\/\S*|git@\S+|\?ref=\S*|\S\/\/\S*|\b(?:github\.com|gitlab\.com|bitbucket\.org)\/\S*)/i.exec(line);
+    if (m) return `\`${(m[1] ?? m[0]).trim()}\``;
+  }
+  return null;
+}
+
 /** Files under a directory argument read per call at most, and bytes per file. */
 const PROGRAM_WALK_FILES = 2000;
 const PROGRAM_FILE_BYTES = 8 * 1024 * 1024;
@@ -263,6 +287,7 @@ const PROGRAM_FILE_BYTES = 8 * 1024 * 1024;
  */
 async function secretInFiles(tool: string, shown: string, real: string, roots: string[], s: ProgramFileSecrets): Promise<{ code: string; message: string } | null> {
   const pending = [real];
+  const visited = new Set<string>();
   let seen = 0;
   while (pending.length > 0) {
     const cur = pending.pop()!;
@@ -275,11 +300,19 @@ async function secretInFiles(tool: string, shown: string, real: string, roots: s
       continue; // gone or dangling: the program reports it
     }
     if (!roots.some((r) => inside(at, r))) return { code: `${tool}-outside-roots`, message: `${tool}: ${cur} (under ${shown}) resolves to ${at}, outside the configured roots (${roots.join(', ')})` };
+    // A link back up the tree would walk forever: each place once, folders counted too.
+    if (visited.has(at)) continue;
+    visited.add(at);
+    if (visited.size > PROGRAM_WALK_FILES) return { code: `${tool}-too-many-files`, message: `${tool}: ${shown} holds more than ${PROGRAM_WALK_FILES} files and folders to check for secrets; name a smaller folder` };
     if (st.isDirectory()) {
       for (const name of (await fsp.readdir(at)).sort()) pending.push(join(at, name));
       continue;
     }
     if (!st.isFile()) continue;
+    if (KUSTOMIZATION.test(basename(at))) {
+      const reach = kustomizationReach(await fsp.readFile(at, 'utf8'));
+      if (reach !== null) return { code: `${tool}-kustomize-reach`, message: `${tool}: ${at} refers to ${reach}, outside its folder; kustomize would read what was not checked: keep every base, component and file inside the folder given` };
+    }
     if (++seen > PROGRAM_WALK_FILES) return { code: `${tool}-too-many-files`, message: `${tool}: ${shown} holds more than ${PROGRAM_WALK_FILES} files to check for secrets; name a smaller folder` };
     if (st.size > PROGRAM_FILE_BYTES) return { code: `${tool}-file-too-big`, message: `${tool}: ${at} is over ${PROGRAM_FILE_BYTES / 1048576} MiB, too big to check for secrets` };
     const text = await fsp.readFile(at, 'utf8');
@@ -346,12 +379,12 @@ export async function openWithin(path: string, flags: number, roots: readonly st
   } catch (cause) {
     await fh.close();
     if (flags & constants.O_CREAT) await fsp.rm(path, { force: true });
-    throw new ToolError('files-unverifiable', `files: cannot tell where ${path} was opened (/proc/self/fd is not readable); refused`, { cause });
+    throw new ToolError('files-unverifiable', `files: cannot tell where ${outsideProc(path)} was opened (/proc/self/fd is not readable); refused`, { cause });
   }
   if (roots.some((r) => inside(real, r))) return fh;
   await fh.close();
   if (flags & constants.O_CREAT && real.startsWith(sep)) await fsp.rm(real, { force: true });
-  throw new ToolError('files-outside-roots', `files: ${path} opened ${real}, outside the configured roots (${roots.join(', ')}): a directory on the path changed after it was checked`);
+  throw new ToolError('files-outside-roots', `files: ${outsideProc(path)} opened ${real}, outside the configured roots (${roots.join(', ')}): a directory on the path changed after it was checked`);
 }
 
 /**
@@ -364,10 +397,31 @@ export async function openWithin(path: string, flags: number, roots: readonly st
  */
 async function pin(c: OpCtx, real: string): Promise<string> {
   const isRoot = c.roots.includes(real);
-  const fh = await openWithin(isRoot ? real : dirname(real), constants.O_RDONLY | constants.O_DIRECTORY, c.roots);
+  const fh = await openWithin(isRoot ? real : dirname(real), O_PATH | constants.O_DIRECTORY, c.roots);
   c.pins.push(fh);
   // `N/.` for a root itself: `N` alone is the magic link, which lstat would describe.
   return `/proc/self/fd/${fh.fd}/${isRoot ? '.' : basename(real)}`;
+}
+
+/**
+ * Linux's O_PATH: a descriptor that only names a file (no read permission needed, so a `--x`
+ * folder works, and opening a device or FIFO has no side effect); /proc resolves through it.
+ * Node does not export the constant; this is its value on Linux (x86, arm).
+ */
+const O_PATH = 0o10000000;
+
+/**
+ * Runs `fn` on the directory at `path` (a verified descriptor path), itself opened without
+ * following a link and verified, as `/proc/self/fd/N`; closed afterwards. Recursion goes from
+ * one such directory to the next, so a subfolder swapped for a link is never entered.
+ */
+async function inDir<T>(c: OpCtx, path: string, fn: (dir: string) => Promise<T>): Promise<T> {
+  const fh = await openWithin(path, O_PATH | constants.O_DIRECTORY, c.roots);
+  try {
+    return await fn(`/proc/self/fd/${fh.fd}`);
+  } finally {
+    await fh.close();
+  }
 }
 
 /**
@@ -378,7 +432,7 @@ async function pin(c: OpCtx, real: string): Promise<string> {
 async function mkdirPinned(c: OpCtx, real: string): Promise<boolean> {
   const root = c.roots.filter((r) => inside(real, r)).sort((a, b) => b.length - a.length)[0];
   if (root === undefined) throw new ToolError('files-outside-roots', `files: ${real} is outside the configured roots`);
-  let fh = await openWithin(root, constants.O_RDONLY | constants.O_DIRECTORY, c.roots);
+  let fh = await openWithin(root, O_PATH | constants.O_DIRECTORY, c.roots);
   c.pins.push(fh);
   let made = false;
   for (const part of (root === sep ? real.slice(1) : real.slice(root.length + 1)).split(sep).filter(Boolean)) {
@@ -389,7 +443,7 @@ async function mkdirPinned(c: OpCtx, real: string): Promise<boolean> {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
-    fh = await openWithin(next, constants.O_RDONLY | constants.O_DIRECTORY, c.roots);
+    fh = await openWithin(next, O_PATH | constants.O_DIRECTORY, c.roots);
     c.pins.push(fh);
   }
   return made;
@@ -436,11 +490,16 @@ async function writeAtomic(target: string, data: Buffer | string, mode: number, 
   }
 }
 
-/** chmod that never follows a link (the kernel would change its target, maybe outside the roots). */
+/**
+ * chmod that never follows a link (the kernel would change its target, maybe outside the
+ * roots): the file is named by an O_PATH descriptor opened without following, and changed
+ * through its /proc name (as glibc's fchmodat does), so no read permission is needed.
+ */
 async function chmodNoFollow(path: string, mode: number): Promise<void> {
-  const fh = await fsp.open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  const fh = await fsp.open(path, O_PATH | constants.O_NOFOLLOW);
   try {
-    await fh.chmod(mode);
+    if ((await fh.stat()).isSymbolicLink()) return;
+    await fsp.chmod(`/proc/self/fd/${fh.fd}`, mode);
   } finally {
     await fh.close();
   }
@@ -513,10 +572,10 @@ async function lsLine(c: OpCtx, full: string, shown: string): Promise<string> {
 }
 
 async function sortedEntries(c: OpCtx, dir: string): Promise<string[]> {
-  let names = await fsp.readdir(dir);
+  let names = await fsp.readdir(`${dir}/.`);
   if (!c.flags.has('a') && !c.flags.has('A')) names = names.filter((n) => !n.startsWith('.'));
   if (c.flags.has('t') || c.flags.has('S')) {
-    const withStat = await Promise.all(names.map(async (n) => ({ n, st: await fsp.lstat(join(dir, n)).catch(() => null) })));
+    const withStat = await Promise.all(names.map(async (n) => ({ n, st: await fsp.lstat(`${dir}/${n}`).catch(() => null) })));
     withStat.sort((x, y) => {
       const d = c.flags.has('S') ? (y.st?.size ?? 0) - (x.st?.size ?? 0) : (y.st?.mtimeMs ?? 0) - (x.st?.mtimeMs ?? 0);
       return d || (x.n < y.n ? -1 : x.n > y.n ? 1 : 0);
@@ -537,26 +596,29 @@ async function doLs(c: OpCtx): Step {
   let visited = 0;
   const multi = real.length > 1 || c.flags.has('R');
   let first = true;
-  const listDir = async (dir: string, shown: string): Promise<void> => {
+  // `path` names the folder; it is opened (never through a link) and listed through that descriptor.
+  const listDir = async (path: string, shown: string): Promise<void> => {
     if (c.out.full || visited > MAX_TREE_ENTRIES) {
       c.out.truncated = true;
       return;
     }
-    if (multi) c.out.add(`${first ? '' : '\n'}${shown}:\n`);
-    first = false;
-    const names = await sortedEntries(c, dir);
-    const subdirs: string[] = [];
-    for (const n of names) {
-      if (c.out.full || ++visited > MAX_TREE_ENTRIES) {
-        c.out.truncated = true;
-        return;
+    await inDir(c, path, async (dir) => {
+      if (multi) c.out.add(`${first ? '' : '\n'}${shown}:\n`);
+      first = false;
+      const names = await sortedEntries(c, dir);
+      const subdirs: string[] = [];
+      for (const n of names) {
+        if (c.out.full || ++visited > MAX_TREE_ENTRIES) {
+          c.out.truncated = true;
+          return;
+        }
+        // Not join(): it would fold `N/..` into /proc/self/fd.
+        const full = `${dir}/${n}`;
+        c.out.add(await lsLine(c, full, n));
+        if (c.flags.has('R') && n !== '.' && n !== '..' && (await fsp.lstat(full)).isDirectory()) subdirs.push(n);
       }
-      const full = join(dir, n);
-      c.out.add(await lsLine(c, full, n));
-      if (c.flags.has('R') && n !== '.' && n !== '..' && (await fsp.lstat(full)).isDirectory()) subdirs.push(n);
-    }
-    // Recursion never follows symlinks (lstat above), so it cannot leave the root.
-    for (const n of subdirs) await listDir(join(dir, n), `${shown.replace(/\/$/, '')}/${n}`);
+      for (const n of subdirs) await listDir(`${dir}/${n}`, `${shown.replace(/\/$/, '')}/${n}`);
+    });
   };
   for (const [i, r] of real.entries()) {
     const shown = operands[i] ?? r;
@@ -673,6 +735,35 @@ async function exists(p: string): Promise<boolean> {
   );
 }
 
+/**
+ * cp -r through descriptors (see inDir): `to` (a new folder) is made, then each entry of `from`
+ * copied: folders recursively, files by content, links verbatim (never followed).
+ */
+async function copyTree(c: OpCtx, from: string, to: string, preserve: boolean, budget: { left: number }): Promise<void> {
+  const st = await fsp.lstat(from);
+  await fsp.mkdir(to, { mode: st.mode & 0o777 });
+  await inDir(c, from, (src) =>
+    inDir(c, to, async (dst) => {
+      for (const n of (await fsp.readdir(`${src}/.`)).sort()) {
+        if (--budget.left < 0) return;
+        const s = `${src}/${n}`;
+        const est = await fsp.lstat(s);
+        if (est.isDirectory()) await copyTree(c, s, `${dst}/${n}`, preserve, budget);
+        else if (est.isSymbolicLink()) await fsp.symlink(await fsp.readlink(s), `${dst}/${n}`);
+        else if (est.isFile()) {
+          const fh = await openWithin(s, constants.O_RDONLY, c.roots);
+          const data = await fh.readFile().finally(() => fh.close());
+          await writeAtomic(`${dst}/${n}`, data, est.mode & (preserve ? 0o7777 : 0o777), c.roots, preserve ? { atime: est.atime, mtime: est.mtime } : undefined);
+        }
+      }
+    }),
+  );
+  if (preserve) {
+    const fh = await openWithin(to, O_PATH | constants.O_DIRECTORY, c.roots);
+    await fsp.utimes(`/proc/self/fd/${fh.fd}`, st.atime, st.mtime).finally(() => fh.close());
+  }
+}
+
 async function doCp(c: OpCtx): Step {
   if (c.operands.length !== 2) return new Refusal('files-usage', 'files cp: needs exactly SOURCE and DEST');
   const [srcArg, dstArg] = c.operands as [string, string];
@@ -707,16 +798,9 @@ async function doCp(c: OpCtx): Step {
         c.err.add(`cp: '${dstArg}': a recursive copy needs a target that does not exist yet\n`);
         return 1;
       }
-      let count = 0;
-      await fsp.cp(src, target, {
-        recursive: true,
-        verbatimSymlinks: true,
-        preserveTimestamps: preserve,
-        errorOnExist: true,
-        force: false,
-        filter: () => ++count <= MAX_TREE_ENTRIES,
-      });
-      if (count > MAX_TREE_ENTRIES) c.err.add(`cp: stopped after ${MAX_TREE_ENTRIES} entries\n`);
+      const budget = { left: MAX_TREE_ENTRIES };
+      await copyTree(c, src, target, preserve, budget);
+      if (budget.left < 0) c.err.add(`cp: stopped after ${MAX_TREE_ENTRIES} entries\n`);
     } else {
       const read = async (path: string): Promise<Buffer> => {
         const fh = await openWithin(path, constants.O_RDONLY, c.roots);
@@ -792,10 +876,12 @@ async function doChmod(c: OpCtx): Step {
       c.out.add(after === before ? `mode of '${shown}' retained as ${fmt(after)}\n` : `mode of '${shown}' changed from ${fmt(before)} to ${fmt(after)}\n`);
     }
     if (c.flags.has('R') && st.isDirectory()) {
-      for (const n of await fsp.readdir(p)) {
-        if (++visited > MAX_TREE_ENTRIES) return;
-        await one(join(p, n), `${shown.replace(/\/$/, '')}/${n}`);
-      }
+      await inDir(c, p, async (dir) => {
+        for (const n of await fsp.readdir(`${dir}/.`)) {
+          if (++visited > MAX_TREE_ENTRIES) return;
+          await one(`${dir}/${n}`, `${shown.replace(/\/$/, '')}/${n}`);
+        }
+      });
     }
   };
   for (const [i, r] of real.entries()) {
@@ -809,6 +895,20 @@ async function doChmod(c: OpCtx): Step {
     }
   }
   return code;
+}
+
+/** Empties the folder at `path` through descriptors (see inDir); links are removed, never followed. */
+async function rmTree(c: OpCtx, path: string, budget = { left: MAX_TREE_ENTRIES }): Promise<void> {
+  await inDir(c, path, async (dir) => {
+    for (const n of await fsp.readdir(`${dir}/.`)) {
+      if (--budget.left < 0) throw Object.assign(new Error(`more than ${MAX_TREE_ENTRIES} entries`), { code: 'E2BIG' });
+      const child = `${dir}/${n}`;
+      if ((await fsp.lstat(child)).isDirectory()) {
+        await rmTree(c, child, budget);
+        await fsp.rmdir(child);
+      } else await fsp.unlink(child);
+    }
+  });
 }
 
 async function doRm(c: OpCtx): Step {
@@ -828,8 +928,10 @@ async function doRm(c: OpCtx): Step {
       const p = await pin(c, r);
       const st = await fsp.lstat(p);
       if (st.isDirectory()) {
-        if (recursive) await fsp.rm(p, { recursive: true, force: false });
-        else if (c.flags.has('d')) await fsp.rmdir(p);
+        if (recursive) {
+          await rmTree(c, p);
+          await fsp.rmdir(p);
+        } else if (c.flags.has('d')) await fsp.rmdir(p);
         else {
           c.err.add(`rm: cannot remove '${shown}': Is a directory\n`);
           code = 1;

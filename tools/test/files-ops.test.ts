@@ -164,40 +164,66 @@ describe('files: a directory swapped after the check', () => {
   });
 });
 
+describe('files: what people see is the folder, not the descriptor behind it', () => {
+  it('ls -la of a root shows `.` and `..` as folders, and no /proc name anywhere', async () => {
+    const r = await runFilesCall(call('ls', ['-la', root]), ctx());
+    expect(r.exitCode).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^d\S+ .* \.$/);
+    expect(lines[1]).toMatch(/^d\S+ .* \.\.$/);
+    expect(r.stdout).toContain(' a.txt');
+    expect(r.stdout + r.stderr).not.toContain('/proc/');
+    const missing = await runFilesCall(call('ls', [join(root, 'nope', 'x')]), ctx());
+    expect(missing.stderr).toContain(`ls: cannot access '${join(root, 'nope', 'x')}': No such file or directory`);
+    expect(missing.stderr).not.toContain('/proc/');
+  });
+});
+
 describe('files: a directory swapped for a link while calls run', () => {
   // The race the pinning closes: between the path check and the fs call another writer turns a
   // directory on the path into a link to outside the roots. The swapper runs in this event
   // loop between the call's awaits, which is where that window is.
-  it('rm, chmod, write and mkdir -p never touch anything outside the roots', async () => {
-    const d = join(root, 'd');
-    const parked = join(root, 'd-parked');
-    mkdirSync(d);
-    let stop = false;
-    const swapper = (async () => {
-      while (!stop) {
+  function swapper(dir: string, parked: string): { stop: () => Promise<void> } {
+    let stopped = false;
+    const loop = (async () => {
+      while (!stopped) {
         try {
-          renameSync(d, parked);
-          symlinkSync(outside, d);
+          renameSync(dir, parked);
+          symlinkSync(outside, dir);
         } catch {
           // a call holds it mid-way: try again
         }
         await new Promise((r) => setImmediate(r));
         try {
-          unlinkSync(d);
-          renameSync(parked, d);
+          unlinkSync(dir);
+          renameSync(parked, dir);
         } catch {
           // as above
         }
         await new Promise((r) => setImmediate(r));
       }
     })();
-    const outsideFiles = (): string[] => readdirSync(outside).sort();
+    return {
+      stop: async () => {
+        stopped = true;
+        await loop;
+      },
+    };
+  }
+  const realDir = (a: string, b: string): string | undefined => [a, b].find((x) => existsSync(x) && !lstatSync(x).isSymbolicLink());
+
+  it('rm, chmod, write and mkdir -p never touch anything outside the roots', async () => {
+    const d = join(root, 'd');
+    const parked = join(root, 'd-parked');
+    mkdirSync(d);
+    const swap = swapper(d, parked);
     try {
       for (let i = 0; i < 150; i++) {
         const name = `victim-${i}`;
         writeFileSync(join(outside, name), 'outside');
         chmodSync(join(outside, name), 0o644);
-        for (const dir of [d, parked]) if (existsSync(dir) && !lstatSync(dir).isSymbolicLink()) writeFileSync(join(dir, name), 'inside');
+        const inside = realDir(d, parked);
+        if (inside) writeFileSync(join(inside, name), 'inside');
         await runFilesCall(call('rm', ['-f', join(d, name)]), ctx());
         await runFilesCall(call('chmod', ['0600', join(d, name)]), ctx());
         await runFilesCall(call('write', [join(d, `${name}.w`)], 'written'), ctx());
@@ -206,11 +232,39 @@ describe('files: a directory swapped for a link while calls run', () => {
         expect(statSync(join(outside, name)).mode & 0o777, name).toBe(0o644);
       }
     } finally {
-      stop = true;
-      await swapper;
+      await swap.stop();
     }
-    expect(outsideFiles().filter((f) => f.endsWith('.w') || f.endsWith('.dir'))).toEqual([]);
-    expect(outsideFiles().filter((f) => f.startsWith('victim-')).length).toBe(150);
+    expect(readdirSync(outside).filter((f) => f.endsWith('.w') || f.endsWith('.dir'))).toEqual([]);
+    expect(readdirSync(outside).filter((f) => f.startsWith('victim-')).length).toBe(150);
+  });
+
+  it('rm -r, chmod -R, cp -r and ls -R never enter a subfolder swapped for a link', async () => {
+    writeFileSync(join(outside, 'keep'), 'outside');
+    chmodSync(join(outside, 'keep'), 0o644);
+    const before = readdirSync(outside).sort();
+    for (let i = 0; i < 60; i++) {
+      const tree = join(root, `t${i}`);
+      const sub = join(tree, 'sub');
+      const parked = join(tree, 'sub-parked');
+      mkdirSync(sub, { recursive: true });
+      writeFileSync(join(sub, 'f'), 'inside');
+      const swap = swapper(sub, parked);
+      try {
+        const listed = await runFilesCall(call('ls', ['-R', tree]), ctx());
+        expect(listed.stdout).not.toContain('keep');
+        await runFilesCall(call('chmod', ['-R', '0700', tree]), ctx());
+        await runFilesCall(call('cp', ['-r', tree, join(root, `copy${i}`)]), ctx());
+        await runFilesCall(call('rm', ['-r', tree]), ctx());
+      } finally {
+        await swap.stop();
+      }
+      expect(readFileSync(join(outside, 'keep'), 'utf8')).toBe('outside');
+      expect(statSync(join(outside, 'keep')).mode & 0o777).toBe(0o644);
+      // A link is copied as a link (verbatim); what must never happen is outside content copied in.
+      const copied = join(root, `copy${i}`, 'sub');
+      if (existsSync(copied) && !lstatSync(copied).isSymbolicLink()) expect(existsSync(join(copied, 'keep'))).toBe(false);
+    }
+    expect(readdirSync(outside).sort()).toEqual(before);
   });
 });
 

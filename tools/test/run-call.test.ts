@@ -1,7 +1,7 @@
 // The executor's argv and env building, pre-steps, secret reveal/scrub and filters, driven by
 // parsed command lines. A recording spawner stands in where the program (kubectl against a
 // cluster, docker) is not what is under test; real processes are used where they are.
-import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -135,6 +135,33 @@ describe('kubectl', () => {
     } finally {
       rmSync(outside, { recursive: true, force: true });
     }
+  });
+
+  it('-k: a kustomization that reaches outside its folder is refused; a link loop in a -f folder ends', async () => {
+    const rec = recorder();
+    const c = ctx(rec.spawn);
+    const base = mkdtempSync(join(dir, 'kz-'));
+    const app = join(base, 'app');
+    mkdirSync(app);
+    writeFileSync(join(app, 'cm.yaml'), 'kind: ConfigMap\n');
+    writeFileSync(join(app, 'kustomization.yaml'), 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- cm.yaml\nimages:\n- name: registry.example.com/web\n');
+    expect((await runToolCall(parse(`kubectl -n ffl apply -k ${app}`), c)).refused).toBeUndefined();
+    for (const [ref, shown] of [
+      ['- ../other', '../'],
+      ['- /etc/kubernetes/manifests', '/etc/kubernetes/manifests'],
+      ['- github.com/org/repo//deploy?ref=main', 'github.com/org/repo//deploy?ref=main'],
+    ] as const) {
+      writeFileSync(join(app, 'kustomization.yaml'), `resources:\n- cm.yaml\n${ref}\n`);
+      const r = await runToolCall(parse(`kubectl -n ffl apply -k ${app}`), c);
+      expect(r.refused?.code, ref).toBe('kubectl-kustomize-reach');
+      expect(r.stderr).toContain(`refers to \`${shown}\``);
+    }
+    const spawned = rec.spawned.length;
+    symlinkSync(app, join(app, 'self'));
+    writeFileSync(join(app, 'kustomization.yaml'), 'resources:\n- cm.yaml\n');
+    const looped = await runToolCall(parse(`kubectl -n ffl apply -f ${app}`), c);
+    expect(looped.refused).toBeUndefined();
+    expect(rec.spawned.length).toBeGreaterThan(spawned);
   });
 
   it('a read runs once, no pre-step', async () => {
