@@ -2,7 +2,7 @@
 // (mutate), rm (destructive). Every path is resolved through symlinks and must land inside
 // one of the configured roots (also resolved); the operation then runs on the resolved path,
 // so what was checked is what is touched.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { constants, promises as fsp, type Stats } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { ToolError } from './secret-broker.js';
@@ -153,6 +153,8 @@ function errText(e: unknown): string {
       return 'Directory not empty';
     case 'ELOOP':
       return 'Too many levels of symbolic links';
+    case 'ENAMETOOLONG':
+      return 'File name too long';
     default:
       return outsideProc(e instanceof Error ? e.message : String(e));
   }
@@ -377,6 +379,9 @@ export async function openWithin(path: string, flags: number, roots: readonly st
   try {
     real = await fsp.readlink(`/proc/self/fd/${fh.fd}`);
   } catch (cause) {
+    // Past PATH_MAX the kernel cannot name the file; one name opened without following a link
+    // inside a directory already verified (`/proc/self/fd/N/name`) cannot be elsewhere anyway.
+    if ((cause as NodeJS.ErrnoException).code === 'ENAMETOOLONG' && ONE_NAME_UNDER_FD.test(path)) return fh;
     await fh.close();
     if (flags & constants.O_CREAT) await fsp.rm(path, { force: true });
     throw new ToolError('files-unverifiable', `files: cannot tell where ${outsideProc(path)} was opened (/proc/self/fd is not readable); refused`, { cause });
@@ -397,11 +402,18 @@ export async function openWithin(path: string, flags: number, roots: readonly st
  */
 async function pin(c: OpCtx, real: string): Promise<string> {
   const isRoot = c.roots.includes(real);
-  const fh = await openWithin(isRoot ? real : dirname(real), O_PATH | constants.O_DIRECTORY, c.roots);
+  const dir = isRoot ? real : dirname(real);
+  const fh = await openWithin(dir, O_PATH | constants.O_DIRECTORY, c.roots);
   c.pins.push(fh);
+  // Inside a root is not enough with nested roots: it must be the very folder that was checked.
+  const opened = await fsp.readlink(`/proc/self/fd/${fh.fd}`);
+  if (opened !== dir) throw new ToolError('files-moved', `files: ${dir} changed while the call ran (it is now ${opened}); refused`);
   // `N/.` for a root itself: `N` alone is the magic link, which lstat would describe.
   return `/proc/self/fd/${fh.fd}/${isRoot ? '.' : basename(real)}`;
 }
+
+/** `/proc/self/fd/N/name`: one directory entry under a verified descriptor (see pin, inDir). */
+const ONE_NAME_UNDER_FD = /^\/proc\/self\/fd\/\d+\/[^/]+$/;
 
 /**
  * Linux's O_PATH: a descriptor that only names a file (no read permission needed, so a `--x`
@@ -427,21 +439,24 @@ async function inDir<T>(c: OpCtx, path: string, fn: (dir: string) => Promise<T>)
 /**
  * mkdir -p through verified descriptors: from the root holding `real`, each component is made
  * (if missing) and then opened without following links before the next is made inside it, so a
- * link planted on the way fails the call instead of leading out of the roots. True if it made one.
+ * link planted on the way fails the call instead of leading out of the roots. True if it made the
+ * last one (the folder asked for); `lastMode` is that one's creation mode.
  */
-async function mkdirPinned(c: OpCtx, real: string): Promise<boolean> {
+async function mkdirPinned(c: OpCtx, real: string, lastMode?: number): Promise<boolean> {
   const root = c.roots.filter((r) => inside(real, r)).sort((a, b) => b.length - a.length)[0];
   if (root === undefined) throw new ToolError('files-outside-roots', `files: ${real} is outside the configured roots`);
   let fh = await openWithin(root, O_PATH | constants.O_DIRECTORY, c.roots);
   c.pins.push(fh);
   let made = false;
-  for (const part of (root === sep ? real.slice(1) : real.slice(root.length + 1)).split(sep).filter(Boolean)) {
+  const parts = (root === sep ? real.slice(1) : real.slice(root.length + 1)).split(sep).filter(Boolean);
+  for (const [i, part] of parts.entries()) {
     const next = `/proc/self/fd/${fh.fd}/${part}`;
     try {
-      await fsp.mkdir(next);
+      await fsp.mkdir(next, i === parts.length - 1 && lastMode !== undefined ? { mode: lastMode } : {});
       made = true;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      made = false;
     }
     fh = await openWithin(next, O_PATH | constants.O_DIRECTORY, c.roots);
     c.pins.push(fh);
@@ -472,7 +487,8 @@ async function readCapped(path: string, out: Out, roots: readonly string[]): Pro
 
 /** Writes via a temp file and rename: a symlink planted at the target is replaced, never followed. */
 async function writeAtomic(target: string, data: Buffer | string, mode: number, roots: readonly string[], times?: { atime: Date; mtime: Date }): Promise<void> {
-  const tmp = join(dirname(target), `.${basename(target)}.opscrew-${process.pid}-${Date.now()}`);
+  // Short and fixed-length: a long name plus a suffix could pass NAME_MAX where the name did not.
+  const tmp = join(dirname(target), `.opscrew-${randomBytes(6).toString('hex')}`);
   const fh = await openWithin(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, roots, mode);
   try {
     await fh.writeFile(data);
@@ -741,7 +757,8 @@ async function exists(p: string): Promise<boolean> {
  */
 async function copyTree(c: OpCtx, from: string, to: string, preserve: boolean, budget: { left: number }): Promise<void> {
   const st = await fsp.lstat(from);
-  await fsp.mkdir(to, { mode: st.mode & 0o777 });
+  // Writable for the copy itself (a read-only source folder); its own mode is set at the end.
+  await fsp.mkdir(to, { mode: 0o700 });
   await inDir(c, from, (src) =>
     inDir(c, to, async (dst) => {
       for (const n of (await fsp.readdir(`${src}/.`)).sort()) {
@@ -756,12 +773,11 @@ async function copyTree(c: OpCtx, from: string, to: string, preserve: boolean, b
           await writeAtomic(`${dst}/${n}`, data, est.mode & (preserve ? 0o7777 : 0o777), c.roots, preserve ? { atime: est.atime, mtime: est.mtime } : undefined);
         }
       }
+      // As GNU cp: the source folder's mode bits (setgid included; all of them with -p).
+      await fsp.chmod(dst, st.mode & (preserve ? 0o7777 : 0o3777));
+      if (preserve) await fsp.utimes(dst, st.atime, st.mtime);
     }),
   );
-  if (preserve) {
-    const fh = await openWithin(to, O_PATH | constants.O_DIRECTORY, c.roots);
-    await fsp.utimes(`/proc/self/fd/${fh.fd}`, st.atime, st.mtime).finally(() => fh.close());
-  }
 }
 
 async function doCp(c: OpCtx): Step {
@@ -800,7 +816,10 @@ async function doCp(c: OpCtx): Step {
       }
       const budget = { left: MAX_TREE_ENTRIES };
       await copyTree(c, src, target, preserve, budget);
-      if (budget.left < 0) c.err.add(`cp: stopped after ${MAX_TREE_ENTRIES} entries\n`);
+      if (budget.left < 0) {
+        c.err.add(`cp: stopped after ${MAX_TREE_ENTRIES} entries; the copy is incomplete\n`);
+        return 1;
+      }
     } else {
       const read = async (path: string): Promise<Buffer> => {
         const fh = await openWithin(path, constants.O_RDONLY, c.roots);
@@ -837,12 +856,14 @@ async function doMkdir(c: OpCtx): Step {
   for (const [i, r] of real.entries()) {
     try {
       let made: boolean;
-      if (c.flags.has('p')) made = await mkdirPinned(c, r);
+      if (c.flags.has('p')) made = await mkdirPinned(c, r, mode === undefined ? undefined : 0o700);
       else {
-        await fsp.mkdir(await pin(c, r));
+        await fsp.mkdir(await pin(c, r), mode === undefined ? {} : { mode: 0o700 });
         made = true;
       }
-      if (mode !== undefined) await chmodNoFollow(await pin(c, r), mode);
+      // As GNU mkdir: -m sets the mode of the folder this call made (exactly, past the umask),
+      // never of one that was there already. Made at 0700 first, so it is never wider meanwhile.
+      if (made && mode !== undefined) await chmodNoFollow(await pin(c, r), mode);
       if (c.flags.has('v') && (made || !c.flags.has('p'))) c.out.add(`mkdir: created directory '${c.operands[i]}'\n`);
     } catch (e) {
       if (e instanceof ToolError) throw e;
@@ -893,6 +914,10 @@ async function doChmod(c: OpCtx): Step {
       c.err.add(`chmod: cannot access '${paths[i]}': ${errText(e)}\n`);
       code = 1;
     }
+  }
+  if (visited > MAX_TREE_ENTRIES) {
+    c.err.add(`chmod: stopped after ${MAX_TREE_ENTRIES} entries; the rest are unchanged\n`);
+    code = 1;
   }
   return code;
 }

@@ -360,6 +360,49 @@ describe('files: verbs', () => {
     expect(onto.exitCode).toBe(1);
   });
 
+  it('cp -r keeps folder modes (setgid too), copies a read-only folder, and links as links', async () => {
+    mkdirSync(join(root, 'tree', 'ro'), { recursive: true });
+    writeFileSync(join(root, 'tree', 'ro', 'f'), 'x');
+    symlinkSync('ro/f', join(root, 'tree', 'link'));
+    chmodSync(join(root, 'tree'), 0o2775);
+    chmodSync(join(root, 'tree', 'ro'), 0o555);
+    try {
+      const r = await runFilesCall(call('cp', ['-a', join(root, 'tree'), join(root, 'copy')]), ctx());
+      expect(r.stderr).toBe('');
+      expect(r.exitCode).toBe(0);
+      expect(statSync(join(root, 'copy')).mode & 0o7777).toBe(0o2775);
+      expect(statSync(join(root, 'copy', 'ro')).mode & 0o7777).toBe(0o555);
+      expect(readFileSync(join(root, 'copy', 'ro', 'f'), 'utf8')).toBe('x');
+      expect(lstatSync(join(root, 'copy', 'link')).isSymbolicLink()).toBe(true);
+    } finally {
+      for (const d of ['tree', 'copy']) if (existsSync(join(root, d, 'ro'))) chmodSync(join(root, d, 'ro'), 0o755);
+    }
+  });
+
+  it('a tree over the entry limit: cp -r and chmod -R say so and exit 1', async () => {
+    const big = join(root, 'big');
+    mkdirSync(big);
+    for (let i = 0; i < 10_005; i++) writeFileSync(join(big, `f${i}`), '');
+    const cp = await runFilesCall(call('cp', ['-r', big, join(root, 'big2')]), ctx());
+    expect(cp.exitCode).toBe(1);
+    expect(cp.stderr).toMatch(/stopped after 10000 entries; the copy is incomplete/);
+    const ch = await runFilesCall(call('chmod', ['-R', '0600', big]), ctx());
+    expect(ch.exitCode).toBe(1);
+    expect(ch.stderr).toMatch(/stopped after 10000 entries; the rest are unchanged/);
+  }, 60_000);
+
+  it('write and cp take a name as long as the file system allows (the temp name is short)', async () => {
+    const name = 'n'.repeat(250);
+    const w = await runFilesCall(call('write', [join(root, name)], 'long'), ctx());
+    expect(w.stderr).toBe('');
+    expect(readFileSync(join(root, name), 'utf8')).toBe('long');
+    const cp = await runFilesCall(call('cp', [join(root, 'a.txt'), join(root, `${name}x`)]), ctx());
+    expect(cp.exitCode).toBe(0);
+    const tooLong = await runFilesCall(call('write', [join(root, 'n'.repeat(300))], 'x'), ctx());
+    expect(tooLong.stderr).toMatch(/File name too long/);
+    expect(tooLong.stderr).not.toContain('/.opscrew-');
+  });
+
   it('cp -n keeps an existing target', async () => {
     writeFileSync(join(root, 'b.txt'), 'keep');
     expect((await runFilesCall(call('cp', ['-n', join(root, 'a.txt'), join(root, 'b.txt')]), ctx())).exitCode).toBe(0);
@@ -398,6 +441,17 @@ describe('files: verbs', () => {
     writeFileSync(join(root, 'sub', 'x'), 'x');
     expect((await runFilesCall(call('rm', ['-d', join(root, 'sub')]), ctx())).exitCode).toBe(1);
     expect(existsSync(join(root, 'sub', 'x'))).toBe(true);
+  });
+
+  it('mkdir -m sets the mode of the folder it makes, never of one already there', async () => {
+    mkdirSync(join(root, 'exists'));
+    chmodSync(join(root, 'exists'), 0o755);
+    expect((await runFilesCall(call('mkdir', ['-p', '-m', '0700', join(root, 'exists')]), ctx())).exitCode).toBe(0);
+    expect(statSync(join(root, 'exists')).mode & 0o777).toBe(0o755);
+    expect((await runFilesCall(call('mkdir', ['-p', '-m', '0750', join(root, 'p1', 'p2')]), ctx())).exitCode).toBe(0);
+    expect(statSync(join(root, 'p1', 'p2')).mode & 0o777).toBe(0o750);
+    expect((await runFilesCall(call('mkdir', ['-m', '0711', join(root, 'one')]), ctx())).exitCode).toBe(0);
+    expect(statSync(join(root, 'one')).mode & 0o777).toBe(0o711);
   });
 
   it('mkdir makes a directory; -p makes parents; without -p a missing parent fails', async () => {
