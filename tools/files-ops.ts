@@ -35,7 +35,8 @@ const FLAGS: Readonly<Record<string, FlagSpec>> = {
 /** Entries a recursive listing, copy or chmod may visit before it stops. */
 const MAX_TREE_ENTRIES = 10_000;
 
-class Refusal {
+/** A refusal of the whole call: a code and a message naming the path and why. */
+export class Refusal {
   constructor(
     readonly code: string,
     readonly message: string,
@@ -169,7 +170,7 @@ function isEnoent(e: unknown): boolean {
   return !!e && typeof e === 'object' && 'code' in e && (e as { code: unknown }).code === 'ENOENT';
 }
 
-function inside(path: string, root: string): boolean {
+export function inside(path: string, root: string): boolean {
   if (root === sep) return true;
   return path === root || path.startsWith(root + sep);
 }
@@ -212,7 +213,8 @@ export async function resolvePath(p: string, keepLast = false): Promise<string> 
   }
 }
 
-async function contained(p: string, roots: string[], keepLast = false, tool = 'files'): Promise<string | Refusal> {
+/** `p` resolved through its links and inside one of `roots` (resolved), or the refusal saying why not. */
+export async function contained(p: string, roots: string[], keepLast = false, tool = 'files'): Promise<string | Refusal> {
   if (p.includes('\0') || p.includes('\n')) return new Refusal(`${tool}-path`, `${tool}: NUL or newline in a path`);
   if (!isAbsolute(p)) return new Refusal(`${tool}-path`, `${tool}: ${p} is not an absolute path`);
   let real: string;
@@ -226,101 +228,6 @@ async function contained(p: string, roots: string[], keepLast = false, tool = 'f
     return new Refusal(`${tool}-outside-roots`, `${tool}: ${p}${via} is outside the configured roots (${roots.join(', ') || 'none'})`);
   }
   return real;
-}
-
-/**
- * For a program that opens files itself (kubectl -f, --from-file): the policy checked its paths
- * as written; here each is resolved through its symlinks, as the kernel will, and must still be
- * inside a configured root (also resolved). Null when all are; else the refusal for the first.
- */
-export async function pathsWithinRoots(
-  tool: string,
-  paths: readonly string[],
-  roots: string[],
-  secrets?: ProgramFileSecrets,
-): Promise<{ code: string; message: string } | null> {
-  const real = await resolveRoots(roots);
-  for (const p of paths) {
-    const r = await contained(p, real, false, tool);
-    if (r instanceof Refusal) return { code: r.code, message: r.message };
-    if (secrets) {
-      const bad = await secretInFiles(tool, p, r, real, secrets);
-      if (bad) return bad;
-    }
-  }
-  return null;
-}
-
-/** What a program may do with files that hold a known secret value (written by a file block, say). */
-export interface ProgramFileSecrets {
-  /** The broker's scrub: a file whose text it changes holds a known secret (in some form). */
-  scrub: (text: string) => string;
-  /** Null: the program may read such files (it writes them into a Secret); else why not. */
-  refusal: string | null;
-}
-
-const KUSTOMIZATION = /^(?:kustomization\.ya?ml|Kustomization)$/;
-
-/**
- * What a kustomization names outside its own folder, or null: a `..` step, an absolute path, a
- * home path, or a remote (URL, git@, ?ref=, a `repo//path`, a forge host). Textual and strict:
- * any such word anywhere counts, in whatever field.
- */
-export function kustomizationReach(text: string): string | null {
-  for (const raw of text.split(/\r?\n/)) {
-    const line = raw.replace(/(^|\s)#.*$/, '');
-    const m =
-      /(?:^|[\s'"[,=:])(\.\.(?:\/|$|['"\s,\]]))/.exec(line) ??
-      /(?:^\s*-\s*|:\s*|[[,]\s*)['"]?([/~][^\s'",\]]*)/.exec(line) ??
-      /([a-z][a-z0-9+.-]*:\/\/\S*|git@\S+|\?ref=\S*|\S\/\/\S*|\b(?:github\.com|gitlab\.com|bitbucket\.org)\/\S*)/i.exec(line);
-    if (m) return `\`${(m[1] ?? m[0]).trim()}\``;
-  }
-  return null;
-}
-
-/** Files under a directory argument read per call at most, and bytes per file. */
-const PROGRAM_WALK_FILES = 2000;
-const PROGRAM_FILE_BYTES = 8 * 1024 * 1024;
-
-/**
- * Every file `shown` (resolved to `real`) stands for, a directory walked: each must resolve inside
- * the roots (a link in a folder is followed by the program), and none may hold a known secret
- * unless the program writes it into a Secret. Refuses what it cannot check rather than pass it.
- */
-async function secretInFiles(tool: string, shown: string, real: string, roots: string[], s: ProgramFileSecrets): Promise<{ code: string; message: string } | null> {
-  const pending = [real];
-  const visited = new Set<string>();
-  let seen = 0;
-  while (pending.length > 0) {
-    const cur = pending.pop()!;
-    let st: Stats;
-    let at: string;
-    try {
-      at = await fsp.realpath(cur);
-      st = await fsp.stat(at);
-    } catch {
-      continue; // gone or dangling: the program reports it
-    }
-    if (!roots.some((r) => inside(at, r))) return { code: `${tool}-outside-roots`, message: `${tool}: ${cur} (under ${shown}) resolves to ${at}, outside the configured roots (${roots.join(', ')})` };
-    // A link back up the tree would walk forever: each place once, folders counted too.
-    if (visited.has(at)) continue;
-    visited.add(at);
-    if (visited.size > PROGRAM_WALK_FILES) return { code: `${tool}-too-many-files`, message: `${tool}: ${shown} holds more than ${PROGRAM_WALK_FILES} files and folders to check for secrets; name a smaller folder` };
-    if (st.isDirectory()) {
-      for (const name of (await fsp.readdir(at)).sort()) pending.push(join(at, name));
-      continue;
-    }
-    if (!st.isFile()) continue;
-    if (KUSTOMIZATION.test(basename(at))) {
-      const reach = kustomizationReach(await fsp.readFile(at, 'utf8'));
-      if (reach !== null) return { code: `${tool}-kustomize-reach`, message: `${tool}: ${at} refers to ${reach}, outside its folder; kustomize would read what was not checked: keep every base, component and file inside the folder given` };
-    }
-    if (++seen > PROGRAM_WALK_FILES) return { code: `${tool}-too-many-files`, message: `${tool}: ${shown} holds more than ${PROGRAM_WALK_FILES} files to check for secrets; name a smaller folder` };
-    if (st.size > PROGRAM_FILE_BYTES) return { code: `${tool}-file-too-big`, message: `${tool}: ${at} is over ${PROGRAM_FILE_BYTES / 1048576} MiB, too big to check for secrets` };
-    const text = await fsp.readFile(at, 'utf8');
-    if (s.refusal !== null && s.scrub(text) !== text) return { code: `${tool}-secret-file`, message: `${tool}: ${at} holds a secret value; ${s.refusal}` };
-  }
-  return null;
 }
 
 /** Appends to a byte-capped output. */

@@ -3,7 +3,8 @@
 // at exec time, pipes output through the read-only filters without a shell, and scrubs every
 // byte of output before it leaves.
 import { baseEnv, runProcess } from './exec.js';
-import { FILES_VERBS, pathsWithinRoots, runFilesCall } from './files-ops.js';
+import { FILES_VERBS, runFilesCall } from './files-ops.js';
+import { pathsWithinRoots } from './program-files.js';
 import { runFilters } from './filters-run.js';
 import { runHttpCall } from './http-client.js';
 import { joinWords } from './tokenize.js';
@@ -280,7 +281,8 @@ async function runInner(call: ToolCall, ctx: ToolContext, started: number): Prom
       const intoSecret = call.verb === 'create' && at !== -1 && call.args[at + 1] === 'secret';
       const outside = await pathsWithinRoots('kubectl', call.scope.paths, ctx.env.files?.roots ?? [], {
         scrub: (t) => ctx.secrets.scrub(t),
-        refusal: intoSecret
+        ...(ctx.parseYaml ? { parseYaml: ctx.parseYaml } : {}),
+        secretRefusal: intoSecret
           ? null
           : `kubectl would store or show it outside a Secret's data; put it in one with \`kubectl create secret generic NAME --from-file=KEY=PATH\` (or --from-env-file)`,
       });

@@ -125,6 +125,11 @@ export interface SecretBroker {
 export interface ToolContext {
   env: ToolEnv;
   secrets: SecretBroker;
+  /**
+   * YAML for files other programs read (kustomizations, whose references are followed and
+   * checked); the core's parser, passed in because tools/ sits below it. Without it `-k` is refused.
+   */
+  parseYaml?: (text: string) => { ok: true; data: unknown } | { ok: false; message: string };
   /** Per-command timeout. */
   timeoutMs: number;
   /** Bytes kept of stdout and of stderr each. */

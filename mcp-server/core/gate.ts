@@ -11,6 +11,7 @@ import { toToolEnv, type Config, type Mode } from './config.js';
 import { decide, effectiveClass, type ApprovalView, type Decision } from './policy.js';
 import type { AgentScope } from './scope.js';
 import type { Db } from './store.js';
+import { parseYaml } from './yaml.js';
 
 /** Rule ids the gate adds to the policy's RULES (audit rows carry them too). */
 export const GATE_RULES = [
@@ -261,6 +262,10 @@ export async function runLine(deps: GateDeps, input: LineInput): Promise<GateRes
   const ctx: ToolContext = {
     env: toolEnv,
     secrets: deps.broker,
+    parseYaml: (text) => {
+      const r = parseYaml(text, { fast: false });
+      return r.ok ? { ok: true, data: r.value.data } : { ok: false, message: `line ${r.error.line}: ${r.error.message}` };
+    },
     timeoutMs: config.timeouts.command,
     outputCap: config.output_cap,
     ...(httpHosts ? { httpHosts } : {}),

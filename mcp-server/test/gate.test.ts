@@ -98,6 +98,34 @@ describe('runLine: refused calls spawn nothing and are audited', () => {
   });
 });
 
+describe('runLine: kubectl -k through the gate (the core passes its YAML parser down)', () => {
+  it('follows a YAML kustomization: a base inside the roots runs, one outside is refused before anything spawns', async () => {
+    const overlay = path.join(dir, 'deploy', 'overlays', 'prod');
+    fs.mkdirSync(overlay, { recursive: true });
+    fs.mkdirSync(path.join(dir, 'deploy', 'base'));
+    fs.writeFileSync(path.join(dir, 'deploy', 'base', 'kustomization.yaml'), 'resources:\n  - cm.yaml\n');
+    fs.writeFileSync(path.join(dir, 'deploy', 'base', 'cm.yaml'), 'kind: ConfigMap\n');
+    fs.writeFileSync(path.join(overlay, 'kustomization.yaml'), '# prod\nresources:\n  - ../../base\npatches:\n  - path: replicas.yaml\n');
+    fs.writeFileSync(path.join(overlay, 'replicas.yaml'), 'spec: {replicas: 2}\n');
+    const line = `kubectl --context staging -n orders apply -k ${overlay}`;
+    const s = spy();
+    const ok = await runLine(deps(s), { line, agent: 'k8s-specialist', scope: k8s, taskId: 'TASK-001', runId: 'run-1' });
+    expect(ok.executed).toBe(true);
+    expect(s.calls.length).toBeGreaterThan(0);
+    const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'opscrew-gate-outside-'));
+    try {
+      fs.writeFileSync(path.join(outside, 'kustomization.yaml'), 'resources: []\n');
+      fs.writeFileSync(path.join(overlay, 'kustomization.yaml'), `resources:\n  - ../../base\n  - ${outside}\n`);
+      const s2 = spy();
+      const refused = await runLine(deps(s2), { line, agent: 'k8s-specialist', scope: k8s, taskId: 'TASK-001', runId: 'run-1' });
+      expect(s2.calls).toEqual([]);
+      expect(refused.execError?.code).toBe('kubectl-outside-roots');
+    } finally {
+      fs.rmSync(outside, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('runLine: allowed calls', () => {
   it('spawn once, with the config kubeconfig, and are audited with exit code and excerpts', async () => {
     const s = spy(() => ({ stdout: 'NAME READY\nweb  1/1\n', durationMs: 5 }));

@@ -137,31 +137,62 @@ describe('kubectl', () => {
     }
   });
 
-  it('-k: a kustomization that reaches outside its folder is refused; a link loop in a -f folder ends', async () => {
+  it('-k: a kustomization\'s references are followed and checked; remote bases, Helm and reaching outside are refused', async () => {
     const rec = recorder();
-    const c = ctx(rec.spawn);
+    // JSON is YAML; the core passes its YAML parser in (tools/ sits below it).
+    const parseYaml = (t: string): { ok: true; data: unknown } | { ok: false; message: string } => {
+      try {
+        return { ok: true, data: JSON.parse(t) as unknown };
+      } catch (e) {
+        return { ok: false, message: String(e) };
+      }
+    };
+    const secrets = createSecretBroker();
+    secrets.register('vault:kv/app#token', 'tok-1a2b3c4d5e6f');
+    const c = ctx(rec.spawn, { parseYaml, secrets });
     const base = mkdtempSync(join(dir, 'kz-'));
-    const app = join(base, 'app');
-    mkdirSync(app);
-    writeFileSync(join(app, 'cm.yaml'), 'kind: ConfigMap\n');
-    writeFileSync(join(app, 'kustomization.yaml'), 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- cm.yaml\nimages:\n- name: registry.example.com/web\n');
-    expect((await runToolCall(parse(`kubectl -n ffl apply -k ${app}`), c)).refused).toBeUndefined();
-    for (const [ref, shown] of [
-      ['- ../other', '../'],
-      ['- /etc/kubernetes/manifests', '/etc/kubernetes/manifests'],
-      ['- github.com/org/repo//deploy?ref=main', 'github.com/org/repo//deploy?ref=main'],
-    ] as const) {
-      writeFileSync(join(app, 'kustomization.yaml'), `resources:\n- cm.yaml\n${ref}\n`);
-      const r = await runToolCall(parse(`kubectl -n ffl apply -k ${app}`), c);
-      expect(r.refused?.code, ref).toBe('kubectl-kustomize-reach');
-      expect(r.stderr).toContain(`refers to \`${shown}\``);
+    const overlay = join(base, 'overlays', 'prod');
+    mkdirSync(overlay, { recursive: true });
+    mkdirSync(join(base, 'base'));
+    writeFileSync(join(base, 'base', 'cm.yaml'), 'kind: ConfigMap\n');
+    writeFileSync(join(base, 'base', 'kustomization.yaml'), JSON.stringify({ resources: ['cm.yaml'], images: [{ name: 'registry.gitlab.com/acme/app' }] }));
+    const kz = (k: unknown): void => writeFileSync(join(overlay, 'kustomization.yaml'), JSON.stringify(k));
+    // The usual overlay: a base two levels up, inside the roots, is followed and allowed.
+    kz({ resources: ['../../base'], patches: [{ path: 'replicas.yaml' }], commonAnnotations: { docs: 'https://wiki.example.com/x' } });
+    writeFileSync(join(overlay, 'replicas.yaml'), 'spec: {replicas: 2}\n');
+    expect((await runToolCall(parse(`kubectl -n ffl apply -k ${overlay}`), c)).refused).toBeUndefined();
+    const outside = mkdtempSync(join(tmpdir(), 'opscrew-kz-outside-'));
+    try {
+      writeFileSync(join(outside, 'x.yaml'), 'kind: ConfigMap\n');
+      writeFileSync(join(base, 'base', 'leak.env'), 'TOKEN=tok-1a2b3c4d5e6f\n');
+      for (const [k, code, text] of [
+        [{ resources: ['../../base', `${outside}/x.yaml`] }, 'kubectl-outside-roots', `resolves to ${outside}/x.yaml`],
+        [{ resources: ['sub/../../../../../../../../../../../..' + outside + '/x.yaml'] }, 'kubectl-outside-roots', 'outside the configured roots'],
+        [{ resources: ['github.com/org/repo//deploy?ref=main'] }, 'kubectl-kustomization', 'kustomize fetches from outside'],
+        [{ resources: ['https://example.com/x.yaml'] }, 'kubectl-kustomization', 'kustomize fetches from outside'],
+        [{ helmCharts: [{ name: 'x' }] }, 'kubectl-kustomization', 'Helm charts'],
+        [{ configMapGenerator: [{ name: 'x', envs: ['../../base/leak.env'] }] }, 'kubectl-secret-file', 'holds a secret value'],
+      ] as const) {
+        kz(k);
+        const r = await runToolCall(parse(`kubectl -n ffl apply -k ${overlay}`), c);
+        expect(r.refused?.code, JSON.stringify(k)).toBe(code);
+        expect(r.stderr).toContain(text);
+      }
+      writeFileSync(join(overlay, 'kustomization.yaml'), 'resources: [../../base');
+      const bad = await runToolCall(parse(`kubectl -n ffl apply -k ${overlay}`), c);
+      expect(bad.refused?.code).toBe('kubectl-kustomization');
+      // Without a parser a kustomization cannot be vetted.
+      kz({ resources: ['../../base'] });
+      const unparsed = await runToolCall(parse(`kubectl -n ffl apply -k ${overlay}`), ctx(rec.spawn));
+      expect(unparsed.stderr).toMatch(/cannot be checked here/);
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
     }
-    const spawned = rec.spawned.length;
-    symlinkSync(app, join(app, 'self'));
-    writeFileSync(join(app, 'kustomization.yaml'), 'resources:\n- cm.yaml\n');
-    const looped = await runToolCall(parse(`kubectl -n ffl apply -f ${app}`), c);
-    expect(looped.refused).toBeUndefined();
-    expect(rec.spawned.length).toBeGreaterThan(spawned);
+    // A link loop in a -f folder ends (each place is visited once).
+    const loop = mkdtempSync(join(dir, 'loop-'));
+    writeFileSync(join(loop, 'a.yaml'), 'kind: ConfigMap\n');
+    symlinkSync(loop, join(loop, 'self'));
+    expect((await runToolCall(parse(`kubectl -n ffl apply -f ${loop}`), c)).refused).toBeUndefined();
   });
 
   it('a read runs once, no pre-step', async () => {
