@@ -35,9 +35,12 @@ export function secretHandle(ref: string): string {
   return `{{secret:${ref}}}`;
 }
 
+/** HANDLE_PATTERN without the global flag: `test` keeps no state between calls. */
+const ANY_HANDLE = new RegExp(HANDLE_PATTERN.source);
+
 /** True when text holds at least one secret or generate handle. */
 export function hasHandles(text: string): boolean {
-  return new RegExp(HANDLE_PATTERN.source).test(text);
+  return text.includes('{{') && ANY_HANDLE.test(text);
 }
 
 export interface SecretBrokerOptions {
