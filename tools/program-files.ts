@@ -47,9 +47,14 @@ export async function pathsWithinRoots(tool: string, paths: readonly string[], r
  */
 async function walk(tool: string, shown: string, real: string, roots: string[], checks: ProgramFileChecks): Promise<Problem | null> {
   const pending = [real];
+  // By resolved path, and whether it was reached under a kustomization's name (a link named
+  // kustomization.yaml to a file seen plainly before must still be parsed).
   const visited = new Set<string>();
+  let steps = 0;
   while (pending.length > 0) {
     const cur = pending.pop()!;
+    // Every place counts, missing ones too: a kustomization listing a million names ends here.
+    if (++steps > WALK_LIMIT) return { code: `${tool}-too-many-files`, message: `${tool}: ${shown} holds or names more than ${WALK_LIMIT} files and folders to check; name a smaller folder` };
     let st: Stats;
     let at: string;
     try {
@@ -59,77 +64,111 @@ async function walk(tool: string, shown: string, real: string, roots: string[], 
       continue; // gone or dangling: the program reports it
     }
     if (!roots.some((r) => inside(at, r))) return { code: `${tool}-outside-roots`, message: `${tool}: ${cur} (under ${shown}) resolves to ${at}, outside the configured roots (${roots.join(', ')})` };
-    if (visited.has(at)) continue;
-    visited.add(at);
-    if (visited.size > WALK_LIMIT) return { code: `${tool}-too-many-files`, message: `${tool}: ${shown} holds more than ${WALK_LIMIT} files and folders to check; name a smaller folder` };
+    // kustomize goes by the name it opened, and resolves references from that name's folder.
+    const isKustomization = st.isFile() && KUSTOMIZATION.test(basename(cur));
+    const key = `${isKustomization ? 'k' : 'f'}${at}`;
+    if (visited.has(key)) continue;
+    visited.add(key);
     if (st.isDirectory()) {
       for (const name of (await fsp.readdir(at)).sort()) pending.push(join(at, name));
       continue;
     }
     if (!st.isFile()) continue;
-    if (st.size > FILE_BYTES) return { code: `${tool}-file-too-big`, message: `${tool}: ${at} is over ${FILE_BYTES / 1048576} MiB, too big to check` };
+    const cap = isKustomization ? KUSTOMIZATION_BYTES : FILE_BYTES;
+    if (st.size > cap) return { code: `${tool}-file-too-big`, message: `${tool}: ${at} is over ${cap / 1024} KiB, too big to check` };
     const text = await fsp.readFile(at, 'utf8');
     if (checks.secretRefusal !== null && checks.scrub(text) !== text) return { code: `${tool}-secret-file`, message: `${tool}: ${at} holds a secret value; ${checks.secretRefusal}` };
-    if (KUSTOMIZATION.test(basename(at))) {
+    if (isKustomization) {
       const refs = kustomizationRefs(text, checks.parseYaml);
-      if (!refs.ok) return { code: `${tool}-kustomization`, message: `${tool}: ${at}: ${refs.message}` };
-      for (const ref of refs.local) pending.push(resolve(dirname(at), ref));
+      if (!refs.ok) return { code: `${tool}-kustomization`, message: `${tool}: ${cur}: ${refs.message}` };
+      for (const ref of refs.local) pending.push(resolve(dirname(cur), ref));
     }
   }
   return null;
 }
 
-/** Fields of a kustomization whose string entries name files or folders (kustomize v5). */
-const LIST_FIELDS = ['resources', 'bases', 'components', 'crds', 'configurations', 'generators', 'transformers', 'validators', 'patchesStrategicMerge'] as const;
-/** Fields holding a list of objects with a `path`. */
-const PATH_LIST_FIELDS = ['patches', 'patchesJson6902', 'replacements'] as const;
-const GENERATORS = ['configMapGenerator', 'secretGenerator'] as const;
+/**
+ * A kustomization's keys, by level, as kustomize v5 knows them: anything else (a misspelling, a
+ * different case that Go's decoder would still match, a YAML merge key `<<`) is refused, since
+ * what is not recognised here cannot be followed. kustomize refuses unknown fields itself.
+ */
+const TOP_KEYS = new Set([
+  'apiVersion', 'kind', 'metadata', 'resources', 'bases', 'components', 'crds', 'configurations',
+  'patches', 'patchesStrategicMerge', 'patchesJson6902', 'replacements', 'configMapGenerator', 'secretGenerator',
+  'generatorOptions', 'namespace', 'namePrefix', 'nameSuffix', 'commonLabels', 'commonAnnotations', 'labels',
+  'images', 'replicas', 'vars', 'openapi', 'sortOptions', 'buildMetadata',
+]);
+const ITEM_KEYS: Readonly<Record<string, ReadonlySet<string>>> = {
+  patches: new Set(['path', 'patch', 'target', 'options']),
+  patchesJson6902: new Set(['path', 'patch', 'target']),
+  replacements: new Set(['path', 'source', 'targets']),
+  configMapGenerator: new Set(['name', 'namespace', 'behavior', 'files', 'literals', 'envs', 'env', 'options']),
+  secretGenerator: new Set(['name', 'namespace', 'behavior', 'files', 'literals', 'envs', 'env', 'options', 'type']),
+};
+/** Plugins: kustomize loads and runs what they name; not vetted. */
+const PLUGIN_KEYS = ['generators', 'transformers', 'validators', 'helmCharts', 'helmGlobals', 'helmChartInflationGenerator'];
+/** Fields whose string entries name files or folders. */
+const LIST_FIELDS = ['resources', 'bases', 'components', 'crds', 'configurations', 'patchesStrategicMerge'] as const;
+/** A kustomization is small; a bigger one costs the gate's time to parse, so it is refused. */
+const KUSTOMIZATION_BYTES = 256 * 1024;
 
-/** kustomize's remote forms: a URL, git@…, a `?ref=`, a `repo//subdir`, or a host/path. */
-function isRemote(ref: string): boolean {
-  return /:\/\/|^git@|\?ref=|\S\/\/|^[a-z0-9-]+(?:\.[a-z0-9-]+)+\/\S/i.test(ref);
+/**
+ * kustomize's remote forms (v5): a URL, `git::…`, `user@host:…` (ssh), `github.com/…` or
+ * `github.com:…`. Everything else is read as a local path (`my.dir/x.yaml`, `base.v2` are local).
+ */
+export function isRemote(ref: string): boolean {
+  const s = ref.replace(/^git::/i, '');
+  return /^git::/i.test(ref) || s.includes('://') || /^[a-z][a-z0-9._-]*@/i.test(s) || /^github\.com[:/]/i.test(s);
 }
+
+type Refs = { ok: true; local: string[] } | { ok: false; message: string };
 
 /**
  * The local files and folders a kustomization reads, or why it cannot be vetted: a remote base
- * (fetched from outside), a Helm chart (pulled and rendered), or a file that does not parse.
+ * (fetched from outside), a plugin or Helm chart, a key not recognised, or a file that does not
+ * parse.
  */
-export function kustomizationRefs(
-  text: string,
-  parseYaml: ProgramFileChecks['parseYaml'],
-): { ok: true; local: string[] } | { ok: false; message: string } {
+export function kustomizationRefs(text: string, parseYaml: ProgramFileChecks['parseYaml']): Refs {
   if (!parseYaml) return { ok: false, message: 'a kustomization cannot be checked here (no YAML parser); refused' };
   const parsed = parseYaml(text);
   if (!parsed.ok) return { ok: false, message: `does not parse as YAML (${parsed.message}); refused` };
   const doc = parsed.data;
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) return { ok: false, message: 'is not a YAML mapping; refused' };
   const k = doc as Record<string, unknown>;
-  if (k['helmCharts'] !== undefined || k['helmGlobals'] !== undefined || k['helmChartInflationGenerator'] !== undefined)
-    return { ok: false, message: 'uses Helm charts, which kustomize pulls and renders from outside; render them first and apply the manifests' };
+  const plugin = PLUGIN_KEYS.find((p) => k[p] !== undefined);
+  if (plugin !== undefined) return { ok: false, message: `uses \`${plugin}\`: kustomize would load and run what it names (plugins, Helm charts); render them first and apply the manifests` };
+  const unknown = Object.keys(k).find((key) => !TOP_KEYS.has(key));
+  if (unknown !== undefined) return { ok: false, message: `has the key \`${unknown}\`, which is not a kustomization field vetted here; refused` };
   const refs: string[] = [];
   const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : typeof v === 'string' ? [v] : []);
   for (const f of LIST_FIELDS) {
-    // An inline patch (several lines) is content, not a path.
-    for (const s of strings(k[f])) if (!s.includes('\n')) refs.push(s);
+    for (const s of strings(k[f])) {
+      // An inline strategic-merge patch (several lines) is content, not a path; elsewhere a line
+      // break or control character has no business in a name.
+      if (f === 'patchesStrategicMerge' && s.includes('\n')) continue;
+      if ([...s].some((ch) => ch.charCodeAt(0) < 0x20)) return { ok: false, message: `names \`${JSON.stringify(s)}\` in ${f}, with a control character; refused` };
+      refs.push(s);
+    }
   }
-  for (const f of PATH_LIST_FIELDS) {
+  for (const [f, allowed] of Object.entries(ITEM_KEYS)) {
     for (const item of Array.isArray(k[f]) ? (k[f] as unknown[]) : []) {
-      const path = (item as { path?: unknown } | null)?.path;
-      if (typeof path === 'string') refs.push(path);
-      const source = (item as { source?: { path?: unknown } } | null)?.source?.path;
-      if (typeof source === 'string') refs.push(source);
+      if (item === null || typeof item !== 'object' || Array.isArray(item)) continue;
+      const o = item as Record<string, unknown>;
+      const bad = Object.keys(o).find((key) => !allowed.has(key));
+      if (bad !== undefined) return { ok: false, message: `has the key \`${bad}\` in ${f}, which is not vetted here; refused` };
+      if (typeof o['path'] === 'string') refs.push(o['path']);
+      // Generators: files are `KEY=PATH` or `PATH`; envs/env are paths.
+      for (const s of strings(o['files'])) refs.push(s.includes('=') ? s.slice(s.indexOf('=') + 1) : s);
+      for (const s of [...strings(o['envs']), ...strings(o['env'])]) refs.push(s);
     }
   }
-  for (const f of GENERATORS) {
-    for (const g of Array.isArray(k[f]) ? (k[f] as Array<Record<string, unknown>>) : []) {
-      if (g === null || typeof g !== 'object') continue;
-      // files: `KEY=PATH` or `PATH`; envs/env: paths.
-      for (const s of strings(g['files'])) refs.push(s.includes('=') ? s.slice(s.indexOf('=') + 1) : s);
-      for (const s of [...strings(g['envs']), ...strings(g['env'])]) refs.push(s);
-    }
+  const openapi = k['openapi'];
+  if (openapi !== undefined) {
+    if (openapi === null || typeof openapi !== 'object' || Object.keys(openapi).some((x) => x !== 'path' && x !== 'version'))
+      return { ok: false, message: 'has an openapi entry other than `path`/`version`; refused' };
+    const path = (openapi as { path?: unknown }).path;
+    if (typeof path === 'string') refs.push(path);
   }
-  const openapi = (k['openapi'] as { path?: unknown } | undefined)?.path;
-  if (typeof openapi === 'string') refs.push(openapi);
   const remote = refs.find(isRemote);
   if (remote !== undefined) return { ok: false, message: `refers to \`${remote}\`, which kustomize fetches from outside; only local files and folders inside the roots are vetted` };
   return { ok: true, local: refs };

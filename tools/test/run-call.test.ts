@@ -178,6 +178,40 @@ describe('kubectl', () => {
         expect(r.refused?.code, JSON.stringify(k)).toBe(code);
         expect(r.stderr).toContain(text);
       }
+      rmSync(join(base, 'base', 'leak.env'));
+      // Third review: keys kustomize matches case-insensitively, a merge key, a line break in a
+      // name, kustomize's other remote forms, plugins.
+      for (const [k, text] of [
+        [{ Resources: [outside] }, 'has the key `Resources`'],
+        [{ '<<': { resources: [outside] } }, 'has the key `<<`'],
+        [{ patches: [{ Path: 'https://example.invalid/p.yaml' }] }, 'has the key `Path` in patches'],
+        [{ resources: ['github.com/owner/repo?x=\n'] }, 'control character'],
+        [{ resources: ['git::github.com/owner/repo'] }, 'fetches from outside'],
+        [{ resources: ['alice@example.com:owner/repo'] }, 'fetches from outside'],
+        [{ resources: ['github.com:owner/repo'] }, 'fetches from outside'],
+        [{ transformers: ['t.yaml'] }, 'uses `transformers`'],
+      ] as const) {
+        kz(k);
+        const r = await runToolCall(parse(`kubectl -n ffl apply -k ${overlay}`), c);
+        expect(r.refused?.code, JSON.stringify(k)).toBe('kubectl-kustomization');
+        expect(r.stderr).toContain(text);
+      }
+      // Local names with dots are local (kustomize v5 reads them from disk).
+      mkdirSync(join(overlay, 'my.dir'));
+      writeFileSync(join(overlay, 'my.dir', 'deploy.yaml'), 'kind: ConfigMap\n');
+      kz({ resources: ['my.dir/deploy.yaml', '../../base'] });
+      expect((await runToolCall(parse(`kubectl -n ffl apply -k ${overlay}`), c)).refused).toBeUndefined();
+      // A kustomization reached through a link is parsed by the name kustomize opens.
+      const linked = join(base, 'linked');
+      mkdirSync(linked);
+      writeFileSync(join(linked, 'k.txt'), JSON.stringify({ resources: [`${outside}/x.yaml`] }));
+      symlinkSync('k.txt', join(linked, 'kustomization.yaml'));
+      const viaLink = await runToolCall(parse(`kubectl -n ffl apply -k ${linked}`), c);
+      expect(viaLink.refused?.code).toBe('kubectl-outside-roots');
+      // A kustomization naming a huge number of places is cut off, missing ones included.
+      kz({ resources: Array.from({ length: 3000 }, (_, i) => `missing-${i}.yaml`) });
+      const many = await runToolCall(parse(`kubectl -n ffl apply -k ${overlay}`), c);
+      expect(many.refused?.code).toBe('kubectl-too-many-files');
       writeFileSync(join(overlay, 'kustomization.yaml'), 'resources: [../../base');
       const bad = await runToolCall(parse(`kubectl -n ffl apply -k ${overlay}`), c);
       expect(bad.refused?.code).toBe('kubectl-kustomization');
