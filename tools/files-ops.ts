@@ -100,7 +100,9 @@ function parseArgs(verb: string, args: string[]): Parsed | Refusal {
  * Returns null when the mode does not parse.
  */
 export function applyMode(spec: string, current: number, isDir: boolean): number | null {
-  if (/^[0-7]{1,4}$/.test(spec)) return parseInt(spec, 8);
+  // As GNU chmod: a numeric mode keeps a folder's setuid/setgid bits unless it has a fifth digit (00755).
+  if (/^[0-7]{1,4}$/.test(spec)) return parseInt(spec, 8) | (isDir ? current & 0o6000 : 0);
+  if (/^0[0-7]{4}$/.test(spec)) return parseInt(spec, 8);
   let mode = current & 0o7777;
   for (const clause of spec.split(',')) {
     const m = /^([ugoa]*)((?:[-+=][rwxXst]*)+)$/.exec(clause);
@@ -540,7 +542,17 @@ async function doLs(c: OpCtx): Step {
         c.out.add(await lsLine(c, full, n));
         if (c.flags.has('R') && n !== '.' && n !== '..' && (await fsp.lstat(full)).isDirectory()) subdirs.push(n);
       }
-      for (const n of subdirs) await listDir(`${dir}/${n}`, `${shown.replace(/\/$/, '')}/${n}`);
+      for (const n of subdirs) {
+        const sub = `${shown.replace(/\/$/, '')}/${n}`;
+        try {
+          await listDir(`${dir}/${n}`, sub);
+        } catch (e) {
+          // As GNU ls: a folder below that cannot be read is reported (exit 1) and the rest listed.
+          if (e instanceof ToolError) throw e;
+          c.err.add(`ls: cannot open directory '${sub}': ${errText(e)}\n`);
+          code = Math.max(code, 1);
+        }
+      }
     });
   };
   for (const [i, r] of real.entries()) {
@@ -701,7 +713,8 @@ async function doCp(c: OpCtx): Step {
     const sst = await fsp.stat(src);
     const dstStat = await fsp.stat(await pin(c, dst)).catch(() => null);
     if (dstStat?.isDirectory()) {
-      dst = await contained(join(dst, basename(srcReal)), c.roots);
+      // The name as given (`cp /srv/link dir/` makes dir/link, not the link target's name).
+      dst = await contained(join(dst, basename(srcArg)), c.roots);
       if (dst instanceof Refusal) return dst;
     }
     if (dst === srcReal || inside(dst, srcReal)) {

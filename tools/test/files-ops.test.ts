@@ -403,6 +403,25 @@ describe('files: verbs', () => {
     expect(tooLong.stderr).not.toContain('/.opscrew-');
   });
 
+  it('cp into a folder names the copy as given, even for a link (not by its target)', async () => {
+    symlinkSync(join(root, 'a.txt'), join(root, 'alias.txt'));
+    const r = await runFilesCall(call('cp', [join(root, 'alias.txt'), join(root, 'sub')]), ctx());
+    expect(r.exitCode).toBe(0);
+    expect(readFileSync(join(root, 'sub', 'alias.txt'), 'utf8')).toBe('alpha\n');
+    expect(existsSync(join(root, 'sub', 'a.txt'))).toBe(false);
+  });
+
+  it('chmod with a numeric mode keeps a folder\'s setgid bit, as GNU chmod does; 00755 clears it', async () => {
+    chmodSync(join(root, 'sub'), 0o2775);
+    expect((await runFilesCall(call('chmod', ['755', join(root, 'sub')]), ctx())).exitCode).toBe(0);
+    expect(statSync(join(root, 'sub')).mode & 0o7777).toBe(0o2755);
+    expect((await runFilesCall(call('chmod', ['00755', join(root, 'sub')]), ctx())).exitCode).toBe(0);
+    expect(statSync(join(root, 'sub')).mode & 0o7777).toBe(0o755);
+    chmodSync(join(root, 'a.txt'), 0o2755);
+    expect((await runFilesCall(call('chmod', ['644', join(root, 'a.txt')]), ctx())).exitCode).toBe(0);
+    expect(statSync(join(root, 'a.txt')).mode & 0o7777).toBe(0o644);
+  });
+
   it('cp -n keeps an existing target', async () => {
     writeFileSync(join(root, 'b.txt'), 'keep');
     expect((await runFilesCall(call('cp', ['-n', join(root, 'a.txt'), join(root, 'b.txt')]), ctx())).exitCode).toBe(0);
