@@ -1,10 +1,12 @@
 // The files tool, in-process with node:fs: cat ls stat test (read), cp mkdir chmod write
 // (mutate), rm (destructive). Every path is resolved through symlinks and must land inside
-// one of the configured roots (also resolved); the operation then runs on the resolved path,
-// so what was checked is what is touched.
-import { createHash, randomBytes } from 'node:crypto';
+// one of the configured roots (also resolved); the operation then runs through a verified
+// descriptor of its folder (fs-verified.ts), so what was checked is what is touched even if a
+// folder on the way is swapped for a link meanwhile.
+import { createHash } from 'node:crypto';
 import { constants, promises as fsp, type Stats } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
+import { chmodNoFollow, inside, O_PATH, openVerified, openWithin, outsideProc, writeAtomic } from './fs-verified.js';
 import { ToolError } from './secret-broker.js';
 import type { ExecOutcome, ToolCall, ToolContext } from './types.js';
 
@@ -163,19 +165,11 @@ function errText(e: unknown): string {
   }
 }
 
-/** A message without the /proc/self/fd/N/ names operations use internally (see pin). */
-function outsideProc(text: string): string {
-  return text.replace(/\/proc\/self\/fd\/\d+\/?/g, '…/');
-}
 
 function isEnoent(e: unknown): boolean {
   return !!e && typeof e === 'object' && 'code' in e && (e as { code: unknown }).code === 'ENOENT';
 }
 
-export function inside(path: string, root: string): boolean {
-  if (root === sep) return true;
-  return path === root || path.startsWith(root + sep);
-}
 
 /** The configured roots, resolved; roots that do not exist are dropped. */
 export async function resolveRoots(roots: string[]): Promise<string[]> {
@@ -275,31 +269,6 @@ function typeName(st: Stats): string {
   return 'special file';
 }
 
-/**
- * Opens `path` (never following a last-component link) and checks what the kernel actually
- * opened, by the descriptor's own name in /proc: a directory swapped for a symlink after
- * `contained` checked the path cannot make a read or write land outside the roots. A file
- * this call created out there is removed again. Where /proc is missing, the path check alone
- * stands.
- */
-export async function openWithin(path: string, flags: number, roots: readonly string[], mode?: number): Promise<fsp.FileHandle> {
-  const fh = await fsp.open(path, flags | constants.O_NOFOLLOW, mode);
-  let real: string;
-  try {
-    real = await fsp.readlink(`/proc/self/fd/${fh.fd}`);
-  } catch (cause) {
-    // Past PATH_MAX the kernel cannot name the file; one name opened without following a link
-    // inside a directory already verified (`/proc/self/fd/N/name`) cannot be elsewhere anyway.
-    if ((cause as NodeJS.ErrnoException).code === 'ENAMETOOLONG' && ONE_NAME_UNDER_FD.test(path)) return fh;
-    await fh.close();
-    if (flags & constants.O_CREAT) await fsp.rm(path, { force: true });
-    throw new ToolError('files-unverifiable', `files: cannot tell where ${outsideProc(path)} was opened (/proc/self/fd is not readable); refused`, { cause });
-  }
-  if (roots.some((r) => inside(real, r))) return fh;
-  await fh.close();
-  if (flags & constants.O_CREAT && real.startsWith(sep)) await fsp.rm(real, { force: true });
-  throw new ToolError('files-outside-roots', `files: ${outsideProc(path)} opened ${real}, outside the configured roots (${roots.join(', ')}): a directory on the path changed after it was checked`);
-}
 
 /**
  * The path an operation on `real` (already checked inside the roots) should use: its directory
@@ -312,24 +281,14 @@ export async function openWithin(path: string, flags: number, roots: readonly st
 async function pin(c: OpCtx, real: string): Promise<string> {
   const isRoot = c.roots.includes(real);
   const dir = isRoot ? real : dirname(real);
-  const fh = await openWithin(dir, O_PATH | constants.O_DIRECTORY, c.roots);
+  const { fh, real: opened } = await openVerified(dir, O_PATH | constants.O_DIRECTORY, c.roots);
   c.pins.push(fh);
   // Inside a root is not enough with nested roots: it must be the very folder that was checked.
-  const opened = await fsp.readlink(`/proc/self/fd/${fh.fd}`);
   if (opened !== dir) throw new ToolError('files-moved', `files: ${dir} changed while the call ran (it is now ${opened}); refused`);
   // `N/.` for a root itself: `N` alone is the magic link, which lstat would describe.
   return `/proc/self/fd/${fh.fd}/${isRoot ? '.' : basename(real)}`;
 }
 
-/** `/proc/self/fd/N/name`: one directory entry under a verified descriptor (see pin, inDir). */
-const ONE_NAME_UNDER_FD = /^\/proc\/self\/fd\/\d+\/[^/]+$/;
-
-/**
- * Linux's O_PATH: a descriptor that only names a file (no read permission needed, so a `--x`
- * folder works, and opening a device or FIFO has no side effect); /proc resolves through it.
- * Node does not export the constant; this is its value on Linux (x86, arm).
- */
-const O_PATH = 0o10000000;
 
 /**
  * Runs `fn` on the directory at `path` (a verified descriptor path), itself opened without
@@ -394,41 +353,7 @@ async function readCapped(path: string, out: Out, roots: readonly string[]): Pro
   }
 }
 
-/** Writes via a temp file and rename: a symlink planted at the target is replaced, never followed. */
-async function writeAtomic(target: string, data: Buffer | string, mode: number, roots: readonly string[], times?: { atime: Date; mtime: Date }): Promise<void> {
-  // Short and fixed-length: a long name plus a suffix could pass NAME_MAX where the name did not.
-  const tmp = join(dirname(target), `.opscrew-${randomBytes(6).toString('hex')}`);
-  const fh = await openWithin(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, roots, mode);
-  try {
-    await fh.writeFile(data);
-    await fh.chmod(mode);
-    if (times) await fh.utimes(times.atime, times.mtime);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await fsp.rename(tmp, target);
-  } catch (e) {
-    await fsp.rm(tmp, { force: true });
-    throw e;
-  }
-}
 
-/**
- * chmod that never follows a link (the kernel would change its target, maybe outside the
- * roots): the file is named by an O_PATH descriptor opened without following, and changed
- * through its /proc name (as glibc's fchmodat does), so no read permission is needed.
- */
-async function chmodNoFollow(path: string, mode: number): Promise<void> {
-  const fh = await fsp.open(path, O_PATH | constants.O_NOFOLLOW);
-  try {
-    if ((await fh.stat()).isSymbolicLink()) return;
-    await fsp.chmod(`/proc/self/fd/${fh.fd}`, mode);
-  } finally {
-    await fh.close();
-  }
-}
 
 interface OpCtx {
   verb: string;

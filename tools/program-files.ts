@@ -4,7 +4,8 @@
 // the roots and hold no known secret value unless the program puts it into a Secret.
 import { promises as fsp, type Stats } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { contained, inside, resolveRoots } from './files-ops.js';
+import { contained, resolveRoots } from './files-ops.js';
+import { inside } from './fs-verified.js';
 
 export interface ProgramFileChecks {
   /** The broker's scrub: a file whose text it changes holds a known secret (in some form). */

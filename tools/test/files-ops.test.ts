@@ -5,7 +5,8 @@ import { chmodSync, constants, existsSync, lstatSync, mkdirSync, mkdtempSync, re
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { openWithin, runFilesCall } from '../files-ops.js';
+import { runFilesCall } from '../files-ops.js';
+import { openWithin } from '../fs-verified.js';
 import { createSecretBroker } from '../secret-broker.js';
 import type { ToolCall, ToolContext } from '../types.js';
 
