@@ -326,7 +326,13 @@ async function mkdirPinned(c: OpCtx, real: string, lastMode?: number): Promise<b
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       made = false;
     }
-    fh = await openWithin(next, O_PATH | constants.O_DIRECTORY, c.roots);
+    try {
+      fh = await openWithin(next, O_PATH | constants.O_DIRECTORY, c.roots);
+    } catch (e) {
+      // As GNU mkdir -p: the folder asked for exists as a file → "File exists".
+      if ((e as NodeJS.ErrnoException).code === 'ENOTDIR' && i === parts.length - 1) throw Object.assign(new Error('exists'), { code: 'EEXIST' });
+      throw e;
+    }
     c.pins.push(fh);
   }
   return made;
@@ -424,6 +430,8 @@ async function lsLine(c: OpCtx, full: string, shown: string): Promise<string> {
 async function sortedEntries(c: OpCtx, dir: string): Promise<string[]> {
   let names = await fsp.readdir(`${dir}/.`);
   if (!c.flags.has('a') && !c.flags.has('A')) names = names.filter((n) => !n.startsWith('.'));
+  // As GNU ls: `.` and `..` are sorted (and reversed) like any other name.
+  if (c.flags.has('a')) names = ['.', '..', ...names];
   if (c.flags.has('t') || c.flags.has('S')) {
     const withStat = await Promise.all(names.map(async (n) => ({ n, st: await fsp.lstat(`${dir}/${n}`).catch(() => null) })));
     withStat.sort((x, y) => {
@@ -433,7 +441,6 @@ async function sortedEntries(c: OpCtx, dir: string): Promise<string[]> {
     names = withStat.map((x) => x.n);
   } else names.sort();
   if (c.flags.has('r')) names.reverse();
-  if (c.flags.has('a')) names = ['.', '..', ...names];
   return names;
 }
 

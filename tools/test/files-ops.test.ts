@@ -180,6 +180,25 @@ describe('files: what people see is the folder, not the descriptor behind it', (
   });
 });
 
+describe('files: GNU behaviour kept', () => {
+  it('ls -ar sorts `.` and `..` like other names (last when reversed)', async () => {
+    const r = await runFilesCall(call('ls', ['-ar', join(root, 'sub')]), ctx());
+    expect(r.stdout.trim().split('\n')).toEqual(['..', '.']);
+    writeFileSync(join(root, 'sub', 'b'), '');
+    const r2 = await runFilesCall(call('ls', ['-ar', join(root, 'sub')]), ctx());
+    expect(r2.stdout.trim().split('\n')).toEqual(['b', '..', '.']);
+  });
+
+  it('mkdir -p of an existing file says File exists; of a path through a file, Not a directory', async () => {
+    const a = await runFilesCall(call('mkdir', ['-p', join(root, 'a.txt')]), ctx());
+    expect(a.exitCode).toBe(1);
+    expect(a.stderr).toContain('File exists');
+    const b = await runFilesCall(call('mkdir', ['-p', join(root, 'a.txt', 'x')]), ctx());
+    expect(b.exitCode).not.toBe(0);
+    expect(b.stderr).toContain('Not a directory');
+  });
+});
+
 describe('files: a directory swapped for a link while calls run', () => {
   // The race the pinning closes: between the path check and the fs call another writer turns a
   // directory on the path into a link to outside the roots. The swapper runs in this event
