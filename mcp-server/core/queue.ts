@@ -191,10 +191,14 @@ const RECORD_JSON = `json_object('id', t.id, 'folder', t.folder, 'file', t.file,
 const JSON_ARRAY = (where: string, order: string): string =>
   `SELECT CAST('[' || coalesce(group_concat(j, ','), '') || ']' AS BLOB)
    FROM (SELECT ${RECORD_JSON} AS j FROM tasks t LEFT JOIN leases l ON l.task_id = t.id${where} ORDER BY ${order})`;
-const LIST_ALL = ' ORDER BY t.folder, t.prio_rank, t.created_ms, t.id';
-const LIST_ALL_JSON = JSON_ARRAY('', 't.folder, t.prio_rank, t.created_ms, t.id');
-const LIST_ONE_JSON = JSON_ARRAY(' WHERE t.folder = ? OR t.status = ?', 't.prio_rank, t.created_ms, t.id');
-const LIST_ONE = ' WHERE t.folder = ? OR t.status = ? ORDER BY t.prio_rank, t.created_ms, t.id';
+// One filter and order for list() and listJson(), so the two cannot drift apart.
+const ORDER_ALL = 't.folder, t.prio_rank, t.created_ms, t.id';
+const ORDER_ONE = 't.prio_rank, t.created_ms, t.id';
+const WHERE_ONE = ' WHERE t.folder = ? OR t.status = ?';
+const LIST_ALL = ` ORDER BY ${ORDER_ALL}`;
+const LIST_ONE = `${WHERE_ONE} ORDER BY ${ORDER_ONE}`;
+const LIST_ALL_JSON = JSON_ARRAY('', ORDER_ALL);
+const LIST_ONE_JSON = JSON_ARRAY(WHERE_ONE, ORDER_ONE);
 
 /** A record from a WITH_LEASE row as an array, in its column order. */
 function recordOf(a: readonly unknown[]): TaskRecord {
